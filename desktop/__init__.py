@@ -1,0 +1,3 @@
+"""Verbatim: private desktop transcription."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Qt-free domain layer: segments, transcripts, jobs, the library store, exporters."""

@@ -1,0 +1,4 @@
+"""Qt-free transcription engine: models, audio decoding, VAD chunking, cross-file batching.
+
+Heavy libraries (faster_whisper, ctranslate2, av) are imported lazily inside functions so that
+importing this package is cheap and the window appears at once."""

@@ -1,0 +1,142 @@
+"""Audio in: any container ffmpeg (through PyAV) reads, to 16 kHz mono float32."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".wma", ".amr"}
+)
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv"})
+SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+# Formats libsndfile reads natively: a 16 kHz mono file of these needs no resampler at all.
+_SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".aiff", ".aif"})
+
+
+class AudioError(Exception):
+    """The input cannot be turned into audio; the message is one short sentence for the user."""
+
+
+def is_supported(path: Path) -> bool:
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def check_readable(path: Path) -> None:
+    """Fail early, with the reason a person understands, for inputs that cannot be opened at all."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError("file not found") from None
+    except PermissionError:
+        raise AudioError("permission denied") from None
+    except OSError as exc:
+        raise AudioError(_os_reason(exc)) from None
+    if path.is_dir():
+        raise AudioError("is a folder, not a file")
+    if st.st_size == 0:
+        raise AudioError("the file is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("permission denied")
+
+
+def probe_duration_s(path: Path) -> float | None:
+    """The duration the container declares, without decoding; None when unknown or unreadable."""
+    try:
+        import av
+
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / 1_000_000
+    except Exception:  # noqa: BLE001 - a probe never raises; decoding reports the real error
+        return None
+    return None
+
+
+def decode(path: Path) -> np.ndarray:
+    """The whole input as 16 kHz mono float32 samples in [-1, 1]."""
+    path = Path(path)
+    check_readable(path)
+    if path.suffix.lower() in _SOUNDFILE_EXTENSIONS:
+        samples = _read_native_16k_mono(path)
+        if samples is not None:
+            return samples
+    return _decode_with_av(path)
+
+
+def _read_native_16k_mono(path: Path) -> np.ndarray | None:
+    """Read directly when the file already is 16 kHz mono (no resampling, no mixing)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+        if info.samplerate != SAMPLE_RATE or info.channels != 1:
+            return None
+        samples, _ = soundfile.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, soundfile.LibsndfileError):
+        return None  # let ffmpeg try, and word the error if it fails too
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _decode_with_av(path: Path) -> np.ndarray:
+    import av
+
+    pieces: list[np.ndarray] = []
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FileNotFoundError:
+        raise AudioError("file not found") from None
+    except av.error.PermissionError:
+        raise AudioError("permission denied") from None
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.DemuxerNotFoundError):
+        raise AudioError("not an audio or video file ffmpeg can read (unknown or damaged format)") from None
+    except av.error.FFmpegError as exc:
+        raise AudioError(f"cannot open the file ({exc.strerror or exc})") from None
+    errors = 0
+    with container:
+        if not container.streams.audio:
+            raise AudioError("has no audio track")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except (av.error.InvalidDataError, av.error.EOFError, av.error.DecoderNotFoundError):
+                    # A damaged packet costs its few milliseconds, not the whole file
+                    # (same policy as faster_whisper.audio._ignore_invalid_frames).
+                    errors += 1
+                    continue
+                for frame in frames:
+                    for out in resampler.resample(frame):
+                        pieces.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                pieces.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            if not pieces:
+                raise AudioError(f"cannot decode the audio ({exc.strerror or exc})") from None
+    if not pieces:
+        if errors:
+            raise AudioError("the audio is damaged: no frame could be decoded")
+        raise AudioError("contains no audio samples")
+    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "file not found"
+    return exc.strerror or str(exc)

@@ -1,0 +1,595 @@
+"""The transcription engine: jobs in, events out.
+
+Speech from many queued files is packed into shared decoder batches. Each file is decoded, cut at
+silences by VAD into chunks of at most 30 s and turned into log-mel features on a pool of CPU
+threads, ahead of the decoder. The decoder loop takes chunks in queue order (earlier jobs finish
+first), detects each file's language inside the first batch that holds its speech (one encoder
+pass serves detection and decoding), gives every batch item its own prompt (so languages can mix),
+retries degenerate items at higher temperatures, and routes segments back to their job in time
+order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from desktop.core.segment import Segment, Word
+from desktop.engine.audio import SAMPLE_RATE, AudioError, decode
+from desktop.engine.events import (
+    EngineJob,
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStarted,
+    SegmentsDecoded,
+    TranscribeOptions,
+)
+from desktop.engine.loading import LoadedModel
+
+log = logging.getLogger(__name__)
+
+CHUNK_S = 30
+FRAMES_PER_CHUNK = 3000
+# VAD settings of faster-whisper's batched pipeline: short pauses split speech, so chunks end at
+# natural breaks and never cut a word.
+VAD_MIN_SILENCE_MS = 160
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+_WAIT_S = 0.05
+LANGUAGE_SWITCH_MIN_S = 8.0
+LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
+
+
+@dataclass
+class _Chunk:
+    index: int
+    features: np.ndarray  # (n_mels, 3000) float32
+    offset_s: float  # start in the speech-only timeline
+    duration_s: float
+    end_s: float  # end in the original timeline (for progress)
+
+
+@dataclass
+class _Prepared:
+    duration_s: float
+    chunks: list[_Chunk]
+    timeline: Any  # faster_whisper.vad.SpeechTimestampsMap, speech-only -> original time
+    start_at_s: float
+
+
+@dataclass
+class _JobState:
+    job: EngineJob
+    future: Future[_Prepared]
+    prepared: _Prepared | None = None
+    language: str | None = None
+    language_probability: float = 0.0
+    next_chunk: int = 0
+    decoded_chunks: int = 0
+    last_end_s: float = 0.0
+    started: bool = False
+    finished: bool = False
+
+    def prepared_first_index(self) -> int:
+        return self.prepared.chunks[0].index if self.prepared and self.prepared.chunks else 0
+
+
+@dataclass
+class _Item:
+    state: _JobState
+    chunk: _Chunk
+    language: str | None = None  # the language this chunk is decoded in
+
+
+@dataclass
+class _Decoded:
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    text: str = ""
+    compression_ratio: float = 0.0
+    words: list[dict[str, Any]] = field(default_factory=list)  # chunk-local times
+
+
+class Engine:
+    """Drives one loaded model. Thread-safe for `cancel_job`; `run` is used by one thread at a time."""
+
+    def __init__(self, model: LoadedModel, prepare_workers: int = 2) -> None:
+        self.model = model
+        self.whisper = model.whisper
+        self.prepare_workers = prepare_workers
+        self._cancelled: set[int] = set()
+        self._lock = threading.Lock()
+        self._tokenizers: dict[tuple[str, str], Any] = {}
+
+    def default_batch_size(self) -> int:
+        # On the CPU, bigger batches only add padding work; on a GPU they fill the card.
+        return 16 * len(self.model.device_indices) if self.model.device == "cuda" else 4
+
+    def cancel_job(self, job_id: int) -> None:
+        with self._lock:
+            self._cancelled.add(job_id)
+
+    def _is_cancelled(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(
+        self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
+    ) -> Iterator[Event]:
+        batch_size = options.batch_size or self.default_batch_size()
+        states: list[_JobState] = []
+        cond = threading.Condition()
+        feeding_done = threading.Event()
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=self.prepare_workers, thread_name_prefix="verbatim-prepare")
+        max_pending = max(8, 3 * batch_size)
+
+        def unfinished() -> int:
+            return sum(1 for s in states if not s.finished)
+
+        def feed() -> None:
+            try:
+                for job in jobs:
+                    with cond:
+                        while unfinished() >= max_pending and not stop.is_set():
+                            cond.wait(_WAIT_S)
+                        if stop.is_set():
+                            return
+                        states.append(_JobState(job, pool.submit(self._prepare, job, options)))
+                        cond.notify_all()
+            except Exception:  # noqa: BLE001 - a broken job source ends feeding, not the run
+                log.exception("the job source failed")
+            finally:
+                feeding_done.set()
+                with cond:
+                    cond.notify_all()
+
+        feeder = threading.Thread(target=feed, name="verbatim-feed", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                if cancel.is_set():
+                    for state in list(states):
+                        if not state.finished:
+                            state.finished = True
+                            state.future.cancel()
+                            yield JobCancelled(state.job.job_id)
+                    return
+                events: list[Event] = []
+                batch = self._next_batch(states, batch_size, events)
+                yield from events
+                if batch:
+                    yield from self._decode_batch(batch, options)
+                    with cond:
+                        cond.notify_all()
+                    continue
+                if events:
+                    continue
+                with cond:
+                    pending = [s for s in states if not s.finished]
+                    if not pending and feeding_done.is_set():
+                        return
+                    if pending:
+                        first = pending[0].future
+                    else:
+                        cond.wait(_WAIT_S)
+                        continue
+                try:
+                    first.exception(timeout=_WAIT_S)
+                except TimeoutError:
+                    pass
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _next_batch(self, states: list[_JobState], batch_size: int, events: list[Event]) -> list[_Item]:
+        """Chunks for the next decoder batch, in queue order; settles jobs that need no decoding."""
+        batch: list[_Item] = []
+        for state in list(states):
+            if state.finished:
+                continue
+            job_id = state.job.job_id
+            if self._is_cancelled(job_id):
+                state.finished = True
+                state.future.cancel()
+                events.append(JobCancelled(job_id))
+                continue
+            if state.prepared is None:
+                if not state.future.done():
+                    if batch:
+                        break  # keep queue order: later jobs wait for this one's speech
+                    continue
+                try:
+                    state.prepared = state.future.result()
+                except AudioError as exc:
+                    state.finished = True
+                    events.append(JobFailed(job_id, str(exc)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one bad file never stops the queue
+                    log.exception("preparing job %s failed", job_id)
+                    state.finished = True
+                    events.append(JobFailed(job_id, f"cannot read the audio: {exc}"))
+                    continue
+            prepared = state.prepared
+            if not prepared.chunks:
+                # Silence (or nothing left after a resume point) is an empty transcript, not an error.
+                state.finished = True
+                events.append(
+                    JobStarted(job_id, prepared.duration_s, state.language or self._fixed_language(), 0.0)
+                )
+                events.append(JobProgress(job_id, prepared.duration_s, prepared.duration_s))
+                events.append(JobFinished(job_id))
+                continue
+            while state.next_chunk < len(prepared.chunks) and len(batch) < batch_size:
+                batch.append(_Item(state, prepared.chunks[state.next_chunk]))
+                state.next_chunk += 1
+            if len(batch) >= batch_size:
+                break
+        return batch
+
+    def _fixed_language(self) -> str:
+        return "" if self.whisper.model.is_multilingual else "en"
+
+    # -- CPU stage: decode, VAD, features ---------------------------------------------------------
+    def _prepare(self, job: EngineJob, options: TranscribeOptions) -> _Prepared:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
+
+        audio = job.audio if job.audio is not None else decode(job.source)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        duration_s = len(audio) / SAMPLE_RATE
+        start_at_s = min(max(job.start_at_s, 0.0), duration_s)
+        if start_at_s:
+            audio = audio[int(start_at_s * SAMPLE_RATE) :]
+        if options.vad:
+            speech = get_speech_timestamps(
+                audio, VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
+            )
+        else:
+            step = CHUNK_S * SAMPLE_RATE
+            speech = [{"start": i, "end": min(i + step, len(audio))} for i in range(0, len(audio), step)]
+        timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
+        chunks: list[_Chunk] = []
+        if speech:
+            pieces, metadata = collect_chunks(audio, speech, max_duration=CHUNK_S)
+            for index, (piece, meta) in enumerate(zip(pieces, metadata)):
+                if len(piece) == 0:
+                    continue
+                features = self.whisper.feature_extractor(piece)[..., :-1]
+                offset_s = float(meta["offset"])
+                chunk_duration_s = float(meta["duration"])
+                end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
+                chunks.append(
+                    _Chunk(
+                        index=index,
+                        features=np.ascontiguousarray(pad_or_trim(features, FRAMES_PER_CHUNK)),
+                        offset_s=offset_s,
+                        duration_s=chunk_duration_s,
+                        end_s=min(end_s, duration_s),
+                    )
+                )
+        return _Prepared(duration_s=duration_s, chunks=chunks, timeline=timeline, start_at_s=start_at_s)
+
+    # -- decoder stage ----------------------------------------------------------------------------
+    def _decode_batch(self, batch: list[_Item], options: TranscribeOptions) -> Iterator[Event]:
+        try:
+            decoded, encoder_output = self._generate_with_backoff(batch, options)
+        except Exception as exc:  # noqa: BLE001 - fail these jobs, keep the queue going
+            log.exception("decoding a batch failed")
+            for state in _unique_states(batch):
+                if not state.finished:
+                    state.finished = True
+                    yield JobFailed(state.job.job_id, f"the speech model failed: {exc}")
+            return
+        self._align_words(batch, decoded, encoder_output)
+
+        by_job: dict[int, list[Segment]] = {}
+        for item, result in zip(batch, decoded):
+            state = item.state
+            if state.finished:
+                continue
+            if not state.started:
+                state.started = True
+                yield JobStarted(
+                    state.job.job_id,
+                    state.prepared.duration_s if state.prepared else 0.0,
+                    state.language or "",
+                    state.language_probability,
+                )
+            by_job.setdefault(state.job.job_id, []).extend(self._to_segments(item, result, options))
+
+        for state in _unique_states(batch):
+            if state.finished:
+                continue
+            job_id = state.job.job_id
+            segments = by_job.get(job_id, [])
+            if segments:
+                yield SegmentsDecoded(job_id, tuple(segments))
+            chunks_here = sum(1 for item in batch if item.state is state)
+            state.decoded_chunks += chunks_here
+            prepared = state.prepared
+            assert prepared is not None
+            last_chunk = prepared.chunks[state.decoded_chunks - 1]
+            finished = state.decoded_chunks >= len(prepared.chunks)
+            done_s = prepared.duration_s if finished else last_chunk.end_s
+            yield JobProgress(job_id, done_s, prepared.duration_s)
+            if finished:
+                state.finished = True
+                yield JobFinished(job_id)
+
+    def _generate_with_backoff(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], Any]:
+        try:
+            return self._generate(batch, options)
+        except RuntimeError as exc:
+            # A CUDA out-of-memory halves the batch and tries again; it never fails a job.
+            if "out of memory" not in str(exc).lower() or len(batch) == 1:
+                raise
+            half = len(batch) // 2
+            log.warning("out of GPU memory at batch %d; retrying as %d + %d", len(batch), half, len(batch) - half)
+            first, _ = self._generate_with_backoff(batch[:half], options)
+            second, _ = self._generate_with_backoff(batch[half:], options)
+            return first + second, None
+
+    def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], Any]:
+        whisper = self.whisper
+        features = np.stack([item.chunk.features for item in batch])
+        encoder_output = whisper.encode(features)
+        self._detect_languages(batch, encoder_output, options)
+        decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
+        # Temperature fallback, batched over the items that need it (usually none).
+        for temperature in options.temperatures[1:]:
+            retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
+            if not retry:
+                break
+            sub = [batch[i] for i in retry]
+            sub_output = whisper.encode(np.stack([item.chunk.features for item in sub]))
+            again = self._generate_items(sub, sub_output, options, temperature=temperature)
+            for i, result in zip(retry, again):
+                decoded[i] = result
+        return decoded, encoder_output
+
+    def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
+        if self._is_silence(d, options):
+            return False
+        return d.compression_ratio > options.compression_ratio_threshold or d.avg_logprob < options.log_prob_threshold
+
+    @staticmethod
+    def _is_silence(d: _Decoded, options: TranscribeOptions) -> bool:
+        return d.no_speech_prob > options.no_speech_threshold and d.avg_logprob < options.log_prob_threshold
+
+    def _detect_languages(self, batch: list[_Item], encoder_output: Any, options: TranscribeOptions) -> None:
+        """Sets each job's language (once) and each item's decoding language.
+
+        A file's language is that of its first chunk, as in faster-whisper; when that chunk is unsure
+        (below 0.5), the probabilities of all its chunks in this batch are summed. A later chunk of
+        at least LANGUAGE_SWITCH_MIN_S that is confidently another language is decoded in that
+        language, so a recording that switches language is not forced through the wrong one."""
+        if options.language or not self.whisper.model.is_multilingual:
+            fixed = options.language or "en"
+            for item in batch:
+                item.language = fixed
+                if item.state.language is None:
+                    item.state.language, item.state.language_probability = fixed, 1.0
+            return
+        results = self.whisper.model.detect_language(encoder_output)
+        per_item = [(result[0][0][2:-2], float(result[0][1])) for result in results]
+        totals: dict[int, dict[str, float]] = {}
+        for item, result in zip(batch, results):
+            if item.state.language is None:
+                bucket = totals.setdefault(id(item.state), {})
+                for token, probability in result:
+                    bucket[token[2:-2]] = bucket.get(token[2:-2], 0.0) + float(probability)
+        for item, (language, probability) in zip(batch, per_item):
+            state = item.state
+            if state.language is None:
+                if item.chunk.index == state.prepared_first_index() and probability >= 0.5:
+                    state.language, state.language_probability = language, probability
+                else:
+                    bucket = totals[id(state)]
+                    best, total = max(bucket.items(), key=lambda kv: kv[1])
+                    count = sum(1 for other in batch if other.state is state)
+                    state.language, state.language_probability = best, total / count
+            switch = (
+                language != state.language
+                and probability >= LANGUAGE_SWITCH_MIN_PROBABILITY
+                and item.chunk.duration_s >= LANGUAGE_SWITCH_MIN_S
+            )
+            item.language = language if switch else state.language
+
+    def _tokenizer(self, language: str, task: str) -> Any:
+        key = (language, task)
+        tokenizer = self._tokenizers.get(key)
+        if tokenizer is None:
+            from faster_whisper.tokenizer import Tokenizer
+
+            tokenizer = Tokenizer(
+                self.whisper.hf_tokenizer, self.whisper.model.is_multilingual, task=task, language=language or "en"
+            )
+            self._tokenizers[key] = tokenizer
+        return tokenizer
+
+    def _generate_items(
+        self, batch: list[_Item], encoder_output: Any, options: TranscribeOptions, temperature: float
+    ) -> list[_Decoded]:
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        whisper = self.whisper
+        tokenizers = [self._tokenizer(item.language or item.state.language or "en", options.task) for item in batch]
+        first = tokenizers[0]
+        previous = first.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+        prompts = [
+            whisper.get_prompt(tok, previous_tokens=previous, without_timestamps=True, hotwords=options.hotwords)
+            for tok in tokenizers
+        ]
+        sampling = temperature > 0
+        results = whisper.model.generate(
+            encoder_output,
+            prompts,
+            beam_size=1 if sampling else options.beam_size,
+            num_hypotheses=5 if sampling else 1,
+            sampling_topk=0 if sampling else 1,
+            sampling_temperature=temperature if sampling else 1.0,
+            max_length=whisper.max_length,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(first, [-1]),
+            return_scores=True,
+            return_no_speech_prob=True,
+        )
+        decoded: list[_Decoded] = []
+        for tok, result in zip(tokenizers, results):
+            best = max(range(len(result.sequences_ids)), key=lambda i: result.scores[i])
+            tokens = list(result.sequences_ids[best])
+            avg_logprob = result.scores[best] * len(tokens) / (len(tokens) + 1)
+            text = tok.decode(tokens)
+            d = _Decoded(
+                tokens=tokens,
+                avg_logprob=float(avg_logprob),
+                no_speech_prob=float(result.no_speech_prob),
+                text=text,
+                compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
+            )
+            decoded.append(d)
+        return decoded
+
+    def _align_words(self, batch: list[_Item], decoded: list[_Decoded], encoder_output: Any) -> None:
+        """Word timings by cross-attention alignment (one aligner call per language in the batch).
+
+        Decoding runs without timestamp tokens, as faster-whisper's batched pipeline does: with them
+        the model may end a chunk early at a timestamp, and in a batch nothing resumes from there.
+        The words' timings then give the segments their times."""
+        from faster_whisper.transcribe import merge_punctuations
+
+        whisper = self.whisper
+        groups: dict[str, list[int]] = {}
+        for i, item in enumerate(batch):
+            if decoded[i].tokens and decoded[i].text.strip():
+                groups.setdefault(item.language or item.state.language or "en", []).append(i)
+        for language, indices in groups.items():
+            tok = self._tokenizer(language, "transcribe")
+            if len(indices) == len(batch) and encoder_output is not None:
+                output = encoder_output
+            else:
+                output = whisper.encode(np.stack([batch[i].chunk.features for i in indices]))
+            text_tokens = [[t for t in decoded[i].tokens if t < tok.eot] for i in indices]
+            alignments = whisper.find_alignment(
+                tok, text_tokens, output, [_chunk_frames(batch[i].chunk) for i in indices]
+            )
+            for i, alignment in zip(indices, alignments):
+                _tidy_alignment(alignment)
+                merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+                duration_s = batch[i].chunk.duration_s
+                decoded[i].words = [
+                    dict(
+                        word=w["word"],
+                        start=min(float(w["start"]), duration_s),
+                        end=min(float(w["end"]), duration_s),
+                        probability=float(w["probability"]),
+                    )
+                    for w in alignment
+                    if w["word"]
+                ]
+
+    def _to_segments(self, item: _Item, result: _Decoded, options: TranscribeOptions) -> list[Segment]:
+        """Chunk-local words -> segments in the file's original timeline, ordered, non-overlapping."""
+        if self._is_silence(result, options) or not result.text.strip():
+            return []
+        prepared = item.state.prepared
+        assert prepared is not None
+        timeline = prepared.timeline
+        base = item.chunk.offset_s
+        shift = prepared.start_at_s
+
+        def original(local_s: float, index: int | None = None, is_end: bool = False) -> float:
+            return round(shift + float(timeline.get_original_time(base + local_s, index, is_end)), 3)
+
+        words: list[Word] = []
+        for w in result.words:
+            index = timeline.get_chunk_index(base + (w["start"] + w["end"]) / 2)
+            words.append(Word(original(w["start"], index), original(w["end"], index), w["word"], round(w["probability"], 4)))
+        stats = dict(
+            avg_logprob=round(result.avg_logprob, 4),
+            no_speech_prob=round(result.no_speech_prob, 4),
+            compression_ratio=round(result.compression_ratio, 3),
+        )
+        if words:
+            groups = group_words(words)
+        else:  # alignment found nothing to time: one segment over the chunk
+            groups = [[Word(original(0.0), original(item.chunk.duration_s, is_end=True), result.text, 0.0)]]
+        out: list[Segment] = []
+        for group in groups:
+            text = "".join(w.text for w in group).strip()
+            if not text:
+                continue
+            start_s = max(group[0].start_s, item.state.last_end_s)
+            end_s = max(group[-1].end_s, round(start_s + 0.02, 3))
+            kept = tuple(w for w in group if w.end_s > start_s) if words else ()
+            out.append(Segment(start_s, end_s, text, kept if options.word_timestamps else (), **stats))
+            item.state.last_end_s = end_s
+        return out
+
+
+SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+MAX_SEGMENT_CHARS = 110
+MAX_SEGMENT_S = 10.0
+PAUSE_SPLIT_S = 0.8
+
+
+def group_words(words: list[Word]) -> list[list[Word]]:
+    """Subtitle-sized groups: a new segment after a sentence end, at a pause, or when a segment
+    would grow past MAX_SEGMENT_CHARS / MAX_SEGMENT_S (then preferably after a comma)."""
+    groups: list[list[Word]] = []
+    current: list[Word] = []
+    chars = 0
+    for word in words:
+        if current:
+            last = current[-1].text.strip()
+            pause = word.start_s - current[-1].end_s
+            too_long = chars + len(word.text) > MAX_SEGMENT_CHARS or word.end_s - current[0].start_s > MAX_SEGMENT_S
+            soft = chars > MAX_SEGMENT_CHARS * 0.6 and last.endswith((",", "，", ";", ":"))
+            if (last.endswith(SENTENCE_END) and chars >= 12) or pause >= PAUSE_SPLIT_S or too_long or soft:
+                groups.append(current)
+                current, chars = [], 0
+        current.append(word)
+        chars += len(word.text)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _tidy_alignment(alignment: list[dict[str, Any]]) -> None:
+    """Cap words at sentence ends to twice the median word length, as faster-whisper does: the
+    aligner tends to stretch the last word of a sentence over the following pause."""
+    durations = np.array([w["end"] - w["start"] for w in alignment])
+    durations = durations[durations.nonzero()]
+    if len(durations) == 0:
+        return
+    max_s = min(0.7, float(np.median(durations))) * 2
+    for i in range(1, len(alignment)):
+        if alignment[i]["end"] - alignment[i]["start"] > max_s:
+            if alignment[i]["word"] in SENTENCE_END:
+                alignment[i]["end"] = alignment[i]["start"] + max_s
+            elif alignment[i - 1]["word"] in SENTENCE_END:
+                alignment[i]["start"] = alignment[i]["end"] - max_s
+
+
+def _chunk_frames(chunk: _Chunk) -> int:
+    return min(FRAMES_PER_CHUNK, int(math.ceil(chunk.duration_s) * 100))
+
+
+def _unique_states(batch: list[_Item]) -> list[_JobState]:
+    seen: dict[int, _JobState] = {}
+    for item in batch:
+        seen.setdefault(id(item.state), item.state)
+    return list(seen.values())

@@ -1,0 +1,163 @@
+"""Loading the speech model once per process: pick the device, the compute type, and warm it up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    path: Path
+    device: str  # "cpu" | "cuda"
+    compute_type: str
+    # Why the device differs from the one asked for (e.g. "CUDA unavailable: ... — using the CPU").
+    device_note: str | None
+    whisper: Any  # faster_whisper.WhisperModel
+    device_indices: tuple[int, ...] = (0,)
+
+    @property
+    def description(self) -> str:
+        where = self.device if self.device == "cpu" else f"cuda:{','.join(map(str, self.device_indices))}"
+        return f"{self.name} on {where} ({self.compute_type})"
+
+
+def cuda_device_count() -> int:
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - any failure here just means "no usable CUDA"
+        return 0
+
+
+def pick_compute_type(device: str, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if device == "cpu":
+        return "int8"
+    import ctranslate2
+
+    supported = ctranslate2.get_supported_compute_types("cuda")
+    for candidate in ("int8_float16", "float16", "float32"):
+        if candidate in supported:
+            return candidate
+    return "float32"
+
+
+def load_model(
+    name_or_path: str = "base",
+    device: str = "auto",
+    compute_type: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+    device_indices: tuple[int, ...] | None = None,
+    cpu_threads: int = 0,
+) -> LoadedModel:
+    """Resolve (assemble or download) the model, load it on the best device and warm it up."""
+    from desktop.engine import models
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}")
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(f"compute type must be one of {', '.join(COMPUTE_TYPES)}")
+
+    status = on_status or (lambda _stage: None)
+    if name_or_path not in (models.BASE_MODEL,) and not Path(name_or_path).expanduser().is_dir():
+        status("downloading")
+    path = models.resolve_model(name_or_path, progress=progress, cancel=cancel)
+    name = name_or_path if not Path(name_or_path).expanduser().is_dir() else Path(name_or_path).name
+
+    status("loading")
+    note: str | None = None
+    whisper = None
+    chosen = "cpu"
+    if device in ("auto", "cuda"):
+        count = cuda_device_count()
+        indices = device_indices or tuple(range(count))
+        if count == 0:
+            note = "no CUDA GPU visible to CTranslate2; using the CPU"
+        else:
+            try:
+                chosen_type = pick_compute_type("cuda", compute_type)
+                whisper = _construct(path, "cuda", chosen_type, list(indices), cpu_threads)
+                _warm(whisper)
+                chosen = "cuda"
+                compute_type = chosen_type
+                device_indices = indices
+            except Exception as exc:  # noqa: BLE001 - CUDA fails in many ways (cuBLAS missing, OOM, driver)
+                note = f"CUDA failed ({_first_line(exc)}); using the CPU"
+                whisper = None
+        if device == "cuda" and note:
+            log.warning("%s", note)
+    if whisper is None:
+        chosen = "cpu"
+        compute_type = pick_compute_type("cpu", compute_type if compute_type in ("int8", "float32") else "auto")
+        device_indices = (0,)
+        try:
+            whisper = _construct(path, "cpu", compute_type, [0], cpu_threads)
+        except Exception as exc:  # noqa: BLE001
+            raise models.ModelError(f"cannot load the model at {path}: {_first_line(exc)}") from exc
+        status("warming")
+        _warm(whisper)
+    else:
+        status("warming")
+    if note:
+        log.info("%s", note)
+    status("ready")
+    return LoadedModel(
+        name=name,
+        path=path,
+        device=chosen,
+        compute_type=compute_type,
+        device_note=note,
+        whisper=whisper,
+        device_indices=tuple(device_indices or (0,)),
+    )
+
+
+def _construct(path: Path, device: str, compute_type: str, indices: list[int], cpu_threads: int) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        str(path),
+        device=device,
+        device_index=indices,
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        # One replica per GPU; the engine keeps all of them busy (see Engine).
+        num_workers=max(1, len(indices)),
+        local_files_only=True,
+    )
+
+
+def _warm(whisper: Any) -> None:
+    """One short pass through encoder and decoder, so the first real job does not pay for
+    lazy allocations (and so a broken CUDA set-up fails here, at load, not in a job)."""
+    silence = np.zeros(16000, dtype=np.float32)
+    features = whisper.feature_extractor(silence)[..., :-1]
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe", language="en")
+    encoded = whisper.encode(pad_or_trim(features))
+    prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+    whisper.model.generate(encoded, [prompt], max_length=len(prompt) + 4, beam_size=1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

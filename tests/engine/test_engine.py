@@ -1,0 +1,203 @@
+"""The engine on the real bundled model and real speech: languages, ordering, failures, cancel."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from desktop.core.segment import Word
+from desktop.engine.engine import Engine, group_words
+from desktop.engine.events import (
+    EngineJob,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStarted,
+    SegmentsDecoded,
+    TranscribeOptions,
+)
+
+pytestmark = pytest.mark.model
+
+EN_TEXT = "The quick brown fox jumps over the lazy dog. Then the dog goes back to sleep."
+DE_TEXT = "Guten Tag. Das ist ein Test der Spracherkennung auf Deutsch."
+ES_TEXT = "Buenos días. Hoy vamos a la playa con nuestros amigos."
+
+
+def words_of(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def run(model, jobs, options=None, cancel=None):
+    return list(Engine(model).run(jobs, options or TranscribeOptions(), cancel or threading.Event()))
+
+
+def by_job(events):
+    out: dict[int, list] = {}
+    for event in events:
+        out.setdefault(event.job_id, []).append(event)
+    return out
+
+
+def text_of(events, job_id) -> str:
+    return " ".join(s.text for e in events if isinstance(e, SegmentsDecoded) and e.job_id == job_id for s in e.segments)
+
+
+def test_files_in_three_languages_batched_together(loaded_model, make_speech):
+    files = [make_speech(EN_TEXT, "en"), make_speech(DE_TEXT, "de"), make_speech(ES_TEXT, "es")]
+    events = run(loaded_model, [EngineJob(i, f) for i, f in enumerate(files)], TranscribeOptions(batch_size=8))
+    started = {e.job_id: e for e in events if isinstance(e, JobStarted)}
+    assert {job: started[job].language for job in started} == {0: "en", 1: "de", 2: "es"}
+    for job_id, expected in enumerate([EN_TEXT, DE_TEXT, ES_TEXT]):
+        got = words_of(text_of(events, job_id))
+        overlap = len(got & words_of(expected)) / len(words_of(expected))
+        assert overlap >= 0.6, (job_id, got)
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2]
+
+
+def test_event_order_and_segment_invariants(loaded_model, make_speech):
+    path = make_speech(EN_TEXT + " " + EN_TEXT, "en")
+    duration_s = soundfile.info(str(path)).duration
+    events = run(loaded_model, [EngineJob(7, path)])
+    kinds = [type(e) for e in events]
+    assert kinds[0] is JobStarted and kinds[-1] is JobFinished
+    assert kinds.index(SegmentsDecoded) > kinds.index(JobStarted)
+    assert events[0].duration_s == pytest.approx(duration_s, abs=0.01)
+    segments = [s for e in events if isinstance(e, SegmentsDecoded) for s in e.segments]
+    assert len(segments) >= 2  # two sentences at least: segments are subtitle-sized, not 30 s blocks
+    for previous, current in zip(segments, segments[1:]):
+        assert previous.end_s <= current.start_s + 1e-6
+    for segment in segments:
+        assert 0 <= segment.start_s < segment.end_s <= duration_s + 0.01
+        assert segment.text == segment.text.strip() and segment.text
+    progress = [e for e in events if isinstance(e, JobProgress)]
+    assert [p.done_s for p in progress] == sorted(p.done_s for p in progress)
+    assert progress[-1].done_s == pytest.approx(progress[-1].total_s)
+
+
+def test_one_bad_file_fails_alone(loaded_model, make_speech, tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(np.random.default_rng(1).bytes(4000))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    good = make_speech(EN_TEXT, "en")
+    jobs = [EngineJob(0, broken), EngineJob(1, good), EngineJob(2, empty), EngineJob(3, tmp_path / "missing.wav")]
+    events = by_job(run(loaded_model, jobs))
+    reasons = {job: next(e.reason for e in evs if isinstance(e, JobFailed)) for job, evs in events.items()
+               if any(isinstance(e, JobFailed) for e in evs)}
+    assert set(reasons) == {0, 2, 3}
+    assert "not an audio or video file" in reasons[0]
+    assert "empty" in reasons[2]
+    assert "not found" in reasons[3]
+    assert isinstance(events[1][-1], JobFinished)
+
+
+def test_silence_is_an_empty_transcript_not_an_error(loaded_model, tmp_path):
+    silence = tmp_path / "silence.wav"
+    soundfile.write(str(silence), np.zeros(16000 * 3, dtype=np.float32), 16000)
+    events = run(loaded_model, [EngineJob(0, silence)])
+    assert [type(e) for e in events] == [JobStarted, JobProgress, JobFinished]
+
+
+def test_in_memory_audio_and_resume_point(loaded_model, make_speech):
+    audio, rate = soundfile.read(str(make_speech(EN_TEXT + " " + EN_TEXT, "en", rate=16000)), dtype="float32")
+    assert rate == 16000
+    half_s = len(audio) / rate / 2
+    events = run(loaded_model, [EngineJob(0, Path("memory"), audio=audio, start_at_s=half_s)])
+    segments = [s for e in events if isinstance(e, SegmentsDecoded) for s in e.segments]
+    assert segments and all(s.start_s >= half_s - 0.001 for s in segments)  # times are in whole ms
+    assert isinstance(events[-1], JobFinished)
+
+
+def test_word_timestamps(loaded_model, make_speech):
+    events = run(loaded_model, [EngineJob(0, make_speech(EN_TEXT, "en"))], TranscribeOptions(word_timestamps=True))
+    segments = [s for e in events if isinstance(e, SegmentsDecoded) for s in e.segments]
+    words = [w for s in segments for w in s.words]
+    assert len(words) >= 10
+    for segment in segments:
+        assert "".join(w.text for w in segment.words).strip() == segment.text
+        for word in segment.words:
+            assert segment.start_s - 1e-6 <= word.start_s <= word.end_s <= segment.end_s + 1e-6
+            assert 0.0 <= word.probability <= 1.0
+    # Without the option, no words are kept (but segments are still timed).
+    plain = run(loaded_model, [EngineJob(0, make_speech(EN_TEXT, "en"))])
+    assert all(not s.words for e in plain if isinstance(e, SegmentsDecoded) for s in e.segments)
+
+
+def test_fixed_language_and_translate(loaded_model, make_speech):
+    path = make_speech(DE_TEXT, "de")
+    transcribed = run(loaded_model, [EngineJob(0, path)], TranscribeOptions(language="de"))
+    translated = run(loaded_model, [EngineJob(0, path)], TranscribeOptions(language="de", task="translate"))
+    assert transcribed[0].language == "de" and transcribed[0].language_probability == 1.0
+    german, english = words_of(text_of(transcribed, 0)), words_of(text_of(translated, 0))
+    assert {"guten", "tag", "deutsch"} <= german
+    assert {"good", "day", "this", "is", "test", "german"} & english
+    assert not {"guten", "deutsch", "das", "ist"} & english
+
+
+def test_cancel_one_job_and_cancel_the_run(loaded_model, make_speech):
+    files = [make_speech(EN_TEXT, "en"), make_speech(DE_TEXT, "de"), make_speech(ES_TEXT, "es")]
+    engine = Engine(loaded_model)
+    engine.cancel_job(1)
+    events = by_job(engine.run([EngineJob(i, f) for i, f in enumerate(files)], TranscribeOptions(batch_size=1),
+                               threading.Event()))
+    assert [type(e) for e in events[1]] == [JobCancelled]
+    assert isinstance(events[0][-1], JobFinished) and isinstance(events[2][-1], JobFinished)
+
+    cancel = threading.Event()
+    seen = []
+    for event in Engine(loaded_model).run([EngineJob(i, f) for i, f in enumerate(files)],
+                                          TranscribeOptions(batch_size=1), cancel):
+        seen.append(event)
+        if isinstance(event, JobFinished):
+            cancel.set()
+    finished = [e.job_id for e in seen if isinstance(e, JobFinished)]
+    cancelled = [e.job_id for e in seen if isinstance(e, JobCancelled)]
+    assert len(finished) == 1 and sorted(finished + cancelled) == [0, 1, 2]
+    assert isinstance(seen[-1], JobCancelled)
+
+
+def test_jobs_pulled_lazily_from_a_generator(loaded_model, make_speech):
+    pulled = []
+
+    def source():
+        for i, text in enumerate([EN_TEXT, ES_TEXT]):
+            pulled.append(i)
+            yield EngineJob(i, make_speech(text, "en" if i == 0 else "es"))
+
+    events = run(loaded_model, source())
+    assert pulled == [0, 1]
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1]
+
+
+def test_real_recordings_mixed_language_and_hotwords(loaded_model, shared_audio):
+    events = run(
+        loaded_model,
+        [EngineJob(0, shared_audio / "multilingual.mp3"), EngineJob(1, shared_audio / "hotwords.mp3")],
+        TranscribeOptions(),
+    )
+    text = text_of(events, 0).lower()
+    # The English half stays English, the German half German, and nothing at the chunk edge is lost.
+    assert "permission is hereby granted" in text
+    assert "substantial portions of the software" in text
+    assert "software" in text and "dokumentationsdateien" in text.replace(" ", "")
+    hot = run(loaded_model, [EngineJob(1, shared_audio / "hotwords.mp3")], TranscribeOptions(hotwords="ComfyUI"))
+    assert "comfyui" in text_of(hot, 1).lower()
+
+
+def test_group_words_splits_sentences_pauses_and_long_runs():
+    def w(start, end, text):
+        return Word(start, end, text, 0.9)
+
+    words = [w(0, 0.5, " Hello"), w(0.5, 1.0, " there."), w(1.0, 1.5, " How"), w(1.5, 2.0, " are"),
+             w(3.5, 4.0, " you"), w(4.0, 4.4, " today?")]
+    groups = group_words(words)
+    assert ["".join(x.text for x in g) for g in groups] == [" Hello there.", " How are", " you today?"]
+    long_run = [w(i * 0.3, i * 0.3 + 0.3, " word") for i in range(60)]
+    assert all(g[-1].end_s - g[0].start_s <= 10.0 + 1e-9 for g in group_words(long_run))
