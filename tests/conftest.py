@@ -31,9 +31,9 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def verbatim_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "verbatim-home"
-    home.mkdir()
+def verbatim_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Its own folder, not inside tmp_path: tests that list tmp_path must see only what they wrote.
+    home = tmp_path_factory.mktemp("verbatim-home")
     monkeypatch.setenv("VERBATIM_HOME", str(home))
     monkeypatch.delenv("VERBATIM_BASE_MODEL", raising=False)
     return home

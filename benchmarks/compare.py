@@ -1,0 +1,162 @@
+"""Verbatim's engine against plain faster-whisper, in one process, on the same files and model.
+
+    python benchmarks/compare.py CORPUS_DIR [--device auto|cpu|cuda] [--compute-type auto|float16|...]
+        [--pipelines plain,batched8,batched16,verbatim] [--batch-size N] [--beam-size 5]
+
+CORPUS_DIR holds manifest.json (see corpus.py). Prints a Markdown table: audio seconds per wall second,
+ratios against plain and against the per-file batched pipeline, mean GPU utilisation (CUDA), and word
+error rate over the files that have a reference. Timings run end to end, from file paths to segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from desktop.engine.engine import Engine  # noqa: E402
+from desktop.engine.events import EngineJob, JobFailed, SegmentsDecoded, TranscribeOptions  # noqa: E402
+from desktop.engine.loading import load_model  # noqa: E402
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(ch if ch.isalnum() or ch.isspace() or ch == "'" else " " for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses) if normalize(r)]
+    return jiwer.wer([r for r, _ in pairs], [h or "<empty>" for _, h in pairs])
+
+
+class GpuSampler:
+    """Mean utilisation.gpu from nvidia-smi every 200 ms while running (CUDA only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and shutil.which("nvidia-smi") is not None
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True).stdout.split()
+            if out:
+                self.samples.append(sum(float(x) for x in out) / len(out))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    @property
+    def mean(self) -> str:
+        return f"{sum(self.samples) / len(self.samples):.0f}%" if self.samples else "-"
+
+
+def run_plain(whisper, paths, beam_size):
+    texts = []
+    for path in paths:
+        segments, _ = whisper.transcribe(str(path), beam_size=beam_size)
+        texts.append(" ".join(s.text for s in segments))
+    return texts
+
+
+def run_batched(whisper, paths, beam_size, batch_size):
+    from faster_whisper import BatchedInferencePipeline
+
+    pipeline = BatchedInferencePipeline(whisper)
+    texts = []
+    for path in paths:
+        segments, _ = pipeline.transcribe(str(path), beam_size=beam_size, batch_size=batch_size)
+        texts.append(" ".join(s.text for s in segments))
+    return texts
+
+
+def run_verbatim(loaded, paths, beam_size, batch_size):
+    texts = {i: [] for i in range(len(paths))}
+    options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size)
+    for event in Engine(loaded).run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
+        if isinstance(event, SegmentsDecoded):
+            texts[event.job_id].extend(s.text for s in event.segments)
+        elif isinstance(event, JobFailed):
+            print(f"  {paths[event.job_id].name}: {event.reason}", file=sys.stderr)
+    return [" ".join(texts[i]) for i in range(len(paths))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compute-type", default="auto")
+    parser.add_argument("--pipelines", default="plain,batched8,batched16,verbatim")
+    parser.add_argument("--batch-size", type=int, default=None, help="Verbatim's batch size (default: engine's)")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
+    args = parser.parse_args()
+
+    manifest = json.loads((args.corpus / "manifest.json").read_text(encoding="utf-8"))
+    paths = [args.corpus / entry["path"] for entry in manifest]
+    import soundfile  # noqa: F401  (durations through the engine's decoder, as the pipelines see them)
+    from desktop.engine.audio import decode
+
+    audio_s = sum(len(decode(p)) / 16000 for p in paths)
+    loaded = load_model(args.model, device=args.device, compute_type=args.compute_type)
+    print(f"model {loaded.description}; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
+
+    rows = []
+    for name in args.pipelines.split(","):
+        with GpuSampler(loaded.device == "cuda") as gpu:
+            start = time.perf_counter()
+            if name == "plain":
+                texts = run_plain(loaded.whisper, paths, args.beam_size)
+            elif name.startswith("batched"):
+                texts = run_batched(loaded.whisper, paths, args.beam_size, int(name[len("batched"):] or 8))
+            elif name == "verbatim":
+                texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size)
+            else:
+                raise SystemExit(f"unknown pipeline {name}")
+            wall_s = time.perf_counter() - start
+        refs = [(e["reference"], t) for e, t in zip(manifest, texts) if e.get("reference")]
+        error = wer([r for r, _ in refs], [t for _, t in refs]) if refs else None
+        rows.append((name, wall_s, audio_s / wall_s, gpu.mean, error))
+        if args.show:
+            for entry, text in zip(manifest, texts):
+                print(f"  [{name}] {entry['path']}: {text[:160]}")
+        print(f"  {name}: {wall_s:.1f} s", file=sys.stderr)
+
+    speed = {name: x for name, _, x, _, _ in rows}
+    plain = speed.get("plain")
+    batched = max((x for n, x in speed.items() if n.startswith("batched")), default=None)
+    print()
+    print("| pipeline | wall s | x real time | vs plain | vs best batched | GPU util | WER |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, wall_s, x, util, error in rows:
+        vs_plain = f"{x / plain:.2f}x" if plain else "-"
+        vs_batched = f"{x / batched:.2f}x" if batched else "-"
+        err = f"{error * 100:.1f}%" if error is not None else "-"
+        print(f"| {name} | {wall_s:.1f} | {x:.1f} | {vs_plain} | {vs_batched} | {util} | {err} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Build benchmark corpora from speech made by espeak-ng (with known reference text) and the real
+recordings in ../shared/audio. Writes <dir>/manifest.json: [{"path", "reference" | null, "language"}].
+
+    python benchmarks/corpus.py short DIR [--files N]   many short files in several languages
+    python benchmarks/corpus.py long DIR [--minutes M]  one long file (espeak paragraphs + pauses)
+    python benchmarks/corpus.py mix DIR                 both, plus the shared recordings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "audio"
+
+SENTENCES: dict[str, list[str]] = {
+    "en": [
+        "The weather is nice today, so we will walk to the park after lunch.",
+        "Please send me the report before the meeting on Thursday morning.",
+        "My brother bought a new bicycle and rides it to work every day.",
+        "The library opens at nine and closes at six in the evening.",
+        "We need more time to finish the project and test every part of it.",
+    ],
+    "de": [
+        "Guten Tag. Das ist ein Test der Spracherkennung auf Deutsch.",
+        "Morgen fahren wir mit dem Zug nach Berlin und besuchen unsere Freunde.",
+        "Die Kinder spielen im Garten, während die Eltern Kaffee trinken.",
+        "Ich habe das Buch gestern gelesen und fand es sehr spannend.",
+    ],
+    "es": [
+        "Buenos días. Hoy vamos a la playa con nuestros amigos.",
+        "El tren sale a las ocho de la mañana desde la estación central.",
+        "Mi hermana trabaja en un hospital y le gusta mucho su trabajo.",
+        "Necesitamos comprar pan, leche y fruta para el desayuno.",
+    ],
+    "fr": [
+        "Bonjour tout le monde. Ceci est un essai de reconnaissance vocale.",
+        "Nous partons en vacances au mois de juillet avec toute la famille.",
+        "Le musée est fermé le lundi mais ouvert tous les autres jours.",
+    ],
+    "it": [
+        "Buongiorno a tutti. Oggi parliamo della nuova biblioteca della città.",
+        "Domani andiamo al mare con i bambini e mangiamo una pizza.",
+        "Il treno per Roma parte alle dieci dal binario tre.",
+    ],
+    "pt": [
+        "Bom dia. Hoje vamos visitar o museu no centro da cidade.",
+        "O meu irmão gosta de jogar futebol com os amigos no sábado.",
+        "Precisamos de comprar arroz, feijão e frutas no mercado.",
+    ],
+    "nl": [
+        "Goedemorgen. Vandaag gaan we met de fiets naar het strand.",
+        "Mijn zus werkt in een ziekenhuis en woont in Amsterdam.",
+    ],
+    "pl": [
+        "Dzień dobry. Dzisiaj idziemy do parku z naszymi dziećmi.",
+        "Mój brat pracuje w banku i mieszka w Krakowie.",
+    ],
+    "ru": [
+        "Добрый день. Сегодня мы идём в парк с нашими друзьями.",
+        "Мой брат работает в больнице и живёт в Москве.",
+    ],
+    "sv": [
+        "God morgon. Idag ska vi åka till stranden med barnen.",
+        "Min syster arbetar på ett sjukhus i Stockholm.",
+    ],
+}
+
+
+def speak(text: str, voice: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "155", "-w", str(raw), text], check=True)
+        # 44.1 kHz stereo, as a phone or recorder would give: the pipelines must resample and mix.
+        subprocess.run(["sox", str(raw), "-r", "44100", "-c", "2", str(out)], check=True)
+
+
+def build_short(folder: Path, files: int) -> list[dict]:
+    pairs = [(lang, text) for lang, texts in SENTENCES.items() for text in texts]
+    entries = []
+    for i in range(files):
+        lang, text = pairs[i % len(pairs)]
+        # Repeat the set with two sentences joined, so later files are longer and differ.
+        if i >= len(pairs):
+            text = text + " " + pairs[(i + 7) % len(pairs)][1] if pairs[(i + 7) % len(pairs)][0] == lang else text
+        path = folder / f"short-{i:03d}-{lang}.wav"
+        speak(text, lang, path)
+        entries.append({"path": path.name, "reference": text, "language": lang})
+    return entries
+
+
+def build_long(folder: Path, minutes: float) -> list[dict]:
+    texts = SENTENCES["en"]
+    rate = 16000
+    pieces, reference, total = [], [], 0.0
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = []
+        for j, text in enumerate(texts):
+            p = Path(tmp) / f"{j}.wav"
+            subprocess.run(["espeak-ng", "-v", "en", "-s", "155", "-w", str(p), text], check=True)
+            q = Path(tmp) / f"{j}-16k.wav"
+            subprocess.run(["sox", str(p), "-r", str(rate), "-c", "1", str(q)], check=True)
+            cache.append(soundfile.read(str(q), dtype="float32")[0])
+        i = 0
+        while total < minutes * 60:
+            audio = cache[i % len(cache)]
+            pause = np.zeros(int(rate * rng.uniform(0.3, 2.5)), dtype=np.float32)
+            pieces += [audio, pause]
+            reference.append(texts[i % len(texts)])
+            total += (len(audio) + len(pause)) / rate
+            i += 1
+    path = folder / "long-en.flac"
+    soundfile.write(str(path), np.concatenate(pieces), rate)
+    return [{"path": path.name, "reference": " ".join(reference), "language": "en"}]
+
+
+def shared_recordings(folder: Path) -> list[dict]:
+    entries = []
+    for name in ("apollo11.mp3", "multilingual.mp3", "hotwords.mp3", "two_speakers_stereo.wav"):
+        if (SHARED / name).exists():
+            shutil.copy(SHARED / name, folder / name)
+            entries.append({"path": name, "reference": None, "language": None})
+    return entries
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=("short", "long", "mix"))
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--files", type=int, default=60)
+    parser.add_argument("--minutes", type=float, default=12)
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    if args.kind == "short":
+        entries = build_short(args.folder, args.files)
+    elif args.kind == "long":
+        entries = build_long(args.folder, args.minutes)
+    else:
+        entries = build_short(args.folder, 24) + build_long(args.folder, 10) + shared_recordings(args.folder)
+    (args.folder / "manifest.json").write_text(json.dumps(entries, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"{len(entries)} files in {args.folder}")
+
+
+if __name__ == "__main__":
+    main()
