@@ -1,0 +1,102 @@
+"""Decoding every container the app accepts to 16 kHz mono float32, and clear reasons for bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from desktop.engine import audio
+from desktop.engine.audio import AudioError, decode, is_supported, probe_duration_s
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the test media")
+
+TONE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory) -> Path:
+    """A 2 s 440 Hz tone at 44.1 kHz stereo: every other format is made from it."""
+    path = tmp_path_factory.mktemp("media") / "tone.wav"
+    t = np.arange(int(44100 * TONE_S)) / 44100
+    wave = 0.5 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    soundfile.write(str(path), np.stack([wave, wave], axis=1), 44100)
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".m4a", ".ogg", ".opus", ".flac", ".aiff", ".wav", ".webm", ".mkv"])
+def test_audio_containers(tone, tmp_path, ext):
+    out = tmp_path / f"tone{ext}"
+    ffmpeg("-i", str(tone), str(out))
+    samples = decode(out)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert len(samples) / 16000 == pytest.approx(TONE_S, abs=0.08)  # codecs pad a few frames
+    # Still a 440 Hz tone after resampling and mixing: the spectrum peaks there.
+    spectrum = np.abs(np.fft.rfft(samples[:16000]))
+    assert np.argmax(spectrum) == pytest.approx(440, abs=2)
+    assert probe_duration_s(out) == pytest.approx(TONE_S, abs=0.1)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv", ".webm"])
+def test_video_with_audio(tone, tmp_path, ext):
+    out = tmp_path / f"clip{ext}"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=64x64:rate=10:duration={TONE_S}", "-i", str(tone), "-shortest",
+           str(out))
+    assert len(decode(out)) / 16000 == pytest.approx(TONE_S, abs=0.1)
+
+
+def test_video_without_audio(tmp_path):
+    out = tmp_path / "silent.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:duration=1", str(out))
+    with pytest.raises(AudioError, match="no audio track"):
+        decode(out)
+
+
+def test_16k_mono_wav_is_read_without_resampling(tmp_path, monkeypatch):
+    path = tmp_path / "native.wav"
+    original = (np.random.default_rng(0).uniform(-0.5, 0.5, 16000)).astype(np.float32)
+    soundfile.write(str(path), original, 16000, subtype="FLOAT")
+
+    def no_ffmpeg(_path):
+        raise AssertionError("a 16 kHz mono WAV must not go through the resampler")
+
+    monkeypatch.setattr(audio, "_decode_with_av", no_ffmpeg)
+    assert np.array_equal(decode(path), original)
+
+
+def test_bad_inputs_have_clear_reasons(tmp_path):
+    (tmp_path / "zero.wav").write_bytes(b"")
+    (tmp_path / "text.mp3").write_text("this is not audio at all\n" * 50)
+    (tmp_path / "folder.wav").mkdir()
+    cases = {
+        "zero.wav": "empty",
+        "text.mp3": "not an audio or video file",
+        "missing.wav": "not found",
+        "folder.wav": "folder",
+    }
+    for name, reason in cases.items():
+        with pytest.raises(AudioError, match=reason):
+            decode(tmp_path / name)
+
+
+def test_truncated_file_keeps_what_decodes(tone, tmp_path):
+    flac = tmp_path / "full.flac"
+    ffmpeg("-i", str(tone), str(flac))
+    data = flac.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    samples = decode(cut)
+    assert 0.3 * TONE_S < len(samples) / 16000 < 0.8 * TONE_S
+
+
+def test_supported_extensions():
+    assert is_supported(Path("a.MP3")) and is_supported(Path("b.mkv"))
+    assert not is_supported(Path("notes.txt")) and not is_supported(Path("image.png"))
