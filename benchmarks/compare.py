@@ -117,7 +117,6 @@ def main() -> None:
 
     manifest = json.loads((args.corpus / "manifest.json").read_text(encoding="utf-8"))
     paths = [args.corpus / entry["path"] for entry in manifest]
-    import soundfile  # noqa: F401  (durations through the engine's decoder, as the pipelines see them)
     from desktop.engine.audio import decode
 
     audio_s = sum(len(decode(p)) / 16000 for p in paths)

@@ -78,7 +78,10 @@ def decode(path: Path) -> np.ndarray:
 
 def _read_native_16k_mono(path: Path) -> np.ndarray | None:
     """Read directly when the file already is 16 kHz mono (no resampling, no mixing)."""
-    import soundfile
+    try:
+        import soundfile
+    except (ImportError, OSError):  # no libsndfile (or its cffi binding): PyAV reads these formats too
+        return None
 
     try:
         info = soundfile.info(str(path))
