@@ -80,16 +80,13 @@ def _read_native_16k_mono(path: Path) -> np.ndarray | None:
     """Read directly when the file already is 16 kHz mono (no resampling, no mixing)."""
     try:
         import soundfile
-    except (ImportError, OSError):  # no libsndfile (or its cffi binding): PyAV reads these formats too
-        return None
 
-    try:
         info = soundfile.info(str(path))
         if info.samplerate != SAMPLE_RATE or info.channels != 1:
             return None
         samples, _ = soundfile.read(str(path), dtype="float32", always_2d=False)
-    except (RuntimeError, soundfile.LibsndfileError):
-        return None  # let ffmpeg try, and word the error if it fails too
+    except Exception:  # noqa: BLE001 - no libsndfile, or a file it cannot read: PyAV decides, and words the error
+        return None
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
