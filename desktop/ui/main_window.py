@@ -1,0 +1,855 @@
+"""The main window: the queue on the left, the selected job's transcript on the right, the model's state in
+the status bar. It is the only place that writes worker results to the library (the store is GUI-thread
+only; the worker never touches SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.jobs import Job, JobState
+from desktop.core.segment import Segment
+from desktop.core.settings import Settings, save_settings
+from desktop.core.store import Store
+from desktop.core.transcript import Transcript
+from desktop.ui.notice_bar import NoticeBar
+from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
+from desktop.ui.resources import icon
+from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.timefmt import format_duration
+from desktop.ui.transcript_model import END, START, TEXT, TranscriptModel
+from desktop.workers.model_worker import ModelStatus, ModelWorker
+
+log = logging.getLogger(__name__)
+
+EXPORT_FILTERS = {
+    "srt": "SubRip subtitles (*.srt)",
+    "vtt": "WebVTT subtitles (*.vtt)",
+    "txt": "Plain text (*.txt)",
+    "docx": "Word document (*.docx)",
+    "json": "JSON (*.json)",
+}
+# Segments shorter than this after fitting them behind the previous one are stretched to it.
+_MIN_SEGMENT_S = 0.01
+
+
+def fit_after(previous_end_s: float, segments: Iterable[Segment]) -> list[Segment]:
+    """Segments as the transcript can take them: none starts before the previous one ends, none is empty
+    in time. The engine's segments are ordered, but chunk edges can overlap by a few milliseconds, and
+    Transcript refuses overlaps; losing a segment's text over that would be worse."""
+    fitted: list[Segment] = []
+    for segment in segments:
+        start_s = round(max(segment.start_s, previous_end_s), 3)
+        end_s = round(max(segment.end_s, start_s + _MIN_SEGMENT_S), 3)
+        if (start_s, end_s) != (segment.start_s, segment.end_s):
+            segment = dataclasses.replace(segment, start_s=start_s, end_s=end_s)
+        fitted.append(segment)
+        previous_end_s = end_s
+    return fitted
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(files to queue, [(path, why refused)]). Folders are searched recursively for supported files;
+    other files in them are skipped silently (a folder holds more than media), but a file named on its
+    own that cannot be transcribed is refused with a reason."""
+    from desktop.engine.audio import is_supported
+
+    accepted: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = []
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_supported(Path(f)))
+            if found:
+                accepted.extend(found)
+            else:
+                refused.append((path, "no audio or video files in this folder"))
+        elif not path.exists():
+            refused.append((path, "file not found"))
+        elif not is_supported(path):
+            refused.append((path, "not an audio or video file Verbatim can read"))
+        else:
+            accepted.append(path)
+    return accepted, refused
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: Store,
+        worker: ModelWorker,
+        settings: Settings,
+        *,
+        settings_saver: Callable[[Settings], None] = save_settings,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.worker = worker
+        self.settings = settings
+        self._settings_saver = settings_saver
+        self._transcripts: dict[int, Transcript] = {}
+        self._model_name = settings.model
+        self._closing = False
+        self._follow_newest = True
+        self._last_export_dir: Path | None = None
+        self._last_export_format = "srt"
+
+        self.setWindowTitle("Verbatim")
+        self.setWindowIcon(icon("verbatim"))
+        self.setAcceptDrops(True)
+        self.resize(1180, 720)
+
+        self.queue_model = QueueModel(store.jobs(), self)
+        self.transcript_model = TranscriptModel(self)
+        self._build_actions()
+        self._build_menus()
+        self._build_widgets()
+        self._build_status_bar()
+        self._connect_worker()
+
+        self.queue_model.rowsInserted.connect(self._queue_changed)
+        self.queue_model.rowsRemoved.connect(self._queue_changed)
+        self.queue_model.dataChanged.connect(self._update_summary)
+        self.transcript_model.edited.connect(self._save_edit)
+        self.transcript_model.edit_failed.connect(self._show_edit_error)
+        self.transcript_model.rowsAboutToBeInserted.connect(self._remember_follow)
+        self.transcript_model.rowsInserted.connect(self._follow)
+        # The ETA counts down between progress events too.
+        self._eta_timer = QTimer(self)
+        self._eta_timer.setInterval(1000)
+        self._eta_timer.timeout.connect(self.queue_model.refresh_eta)
+        self._eta_timer.start()
+
+        self._resume_queue()
+        self._queue_changed()
+        if self.queue_model.rowCount():
+            self.select_job(self.queue_model.job(0).id)
+        self._update_actions()
+
+    # -- construction ------------------------------------------------------------------------------
+    def _action(self, text: str, slot: Callable[[], object], icon_name: str | None = None,
+                shortcut: QKeySequence | str | QKeySequence.StandardKey | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action("&Open…", self.open_files, "open", QKeySequence.StandardKey.Open,
+                                        "Add audio or video files to the queue")
+        self.export_action = self._action("&Export…", self.export_selected, "export", "Ctrl+E",
+                                          "Export the selected transcript")
+        self.export_all_action = self._action("Export all &finished…", self.export_all_finished, "export-all",
+                                              "Ctrl+Shift+E", "Export every finished transcript to a folder")
+        self.quit_action = self._action("&Quit", self.close, None, QKeySequence.StandardKey.Quit)
+        self.undo_action = self._action("&Undo", self.transcript_model.undo, "undo", QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action("&Redo", self.transcript_model.redo, "redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.cancel_action = self._action("&Cancel job", self.cancel_selected, "cancel", "Ctrl+.",
+                                          "Stop the selected job")
+        self.retry_action = self._action("&Retry job", self.retry_selected, "retry", "Ctrl+R",
+                                         "Transcribe the selected job again")
+        self.remove_action = self._action("Re&move job", self.remove_selected, "remove", QKeySequence.StandardKey.Delete,
+                                          "Remove the selected job and its transcript from the library")
+        # Delete only means "remove job" in the queue, never while editing the transcript.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.up_action = self._action("Move &up", lambda: self.move_selected(-1), "up", "Alt+Up",
+                                      "Run the selected job earlier")
+        self.down_action = self._action("Move &down", lambda: self.move_selected(1), "down", "Alt+Down",
+                                        "Run the selected job later")
+        self.settings_action = self._action("&Settings…", self.open_settings, "settings",
+                                            QKeySequence.StandardKey.Preferences, "Model, language and more")
+        if self.settings_action.shortcut().isEmpty():
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.open_action, self.export_action, self.export_all_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addActions([self.undo_action, self.redo_action])
+        queue_menu = bar.addMenu("&Queue")
+        queue_menu.addActions([self.cancel_action, self.retry_action, self.remove_action])
+        queue_menu.addSeparator()
+        queue_menu.addActions([self.up_action, self.down_action])
+
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("MainToolBar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(self.open_action)
+        toolbar.addAction(self.export_action)
+        toolbar.addAction(self.export_all_action)
+        toolbar.addSeparator()
+        for action in (self.cancel_action, self.retry_action, self.remove_action, self.up_action, self.down_action):
+            toolbar.addAction(action)
+            button = toolbar.widgetForAction(action)
+            if isinstance(button, QToolButton):
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addAction(self.settings_action)
+        self.addToolBar(toolbar)
+
+    def _build_widgets(self) -> None:
+        # Queue panel: a hint while empty, the table once there are jobs.
+        self.queue_view = QTableView()
+        self.queue_view.setModel(self.queue_model)
+        self.queue_view.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self.queue_view))
+        self.queue_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.queue_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.queue_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.queue_view.setShowGrid(False)
+        self.queue_view.setAlternatingRowColors(True)
+        self.queue_view.verticalHeader().hide()
+        self.queue_view.verticalHeader().setDefaultSectionSize(30)
+        header = self.queue_view.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((1, 70), (2, 110), (3, 120), (4, 70)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
+            header.resizeSection(column, width)
+        header.setHighlightSections(False)
+        self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.queue_view.addActions([self.export_action, self.cancel_action, self.retry_action, self.remove_action,
+                                    self.up_action, self.down_action])
+        self.queue_view.selectionModel().currentRowChanged.connect(self._current_job_changed)
+
+        hint = QLabel()
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        hint.setTextFormat(Qt.TextFormat.RichText)
+        hint.setText(
+            f"<img src='{_icon_path('drop')}' width='72' height='72'><br><br>"
+            "<span style='font-size:15pt'>Drop audio or video files here</span><br><br>"
+            "<span>or choose <b>Open…</b> (Ctrl+O). Folders are searched for media files.</span>"
+        )
+        hint.setProperty("role", "hint")
+        self.queue_stack = QStackedWidget()
+        self.queue_stack.addWidget(hint)
+        self.queue_stack.addWidget(self.queue_view)
+
+        queue_panel = QWidget()
+        queue_layout = QVBoxLayout(queue_panel)
+        queue_layout.setContentsMargins(8, 8, 4, 8)
+        queue_title = QLabel("Queue")
+        queue_title.setProperty("role", "panel-title")
+        queue_layout.addWidget(queue_title)
+        queue_layout.addWidget(self.queue_stack, 1)
+
+        # Transcript panel: title, details, export button, edit errors, the table.
+        self.job_title = QLabel("No job selected")
+        self.job_title.setProperty("role", "panel-title")
+        self.job_details = QLabel("")
+        self.job_details.setProperty("role", "hint")
+        self.export_button = QPushButton(icon("export"), "Export…")
+        self.export_button.clicked.connect(self.export_selected)
+        self.edit_error = QLabel()
+        self.edit_error.setProperty("role", "error")
+        self.edit_error.setWordWrap(True)
+        self.edit_error.hide()
+        self._edit_error_timer = QTimer(self)
+        self._edit_error_timer.setSingleShot(True)
+        self._edit_error_timer.timeout.connect(self.edit_error.hide)
+
+        self.transcript_view = QTableView()
+        self.transcript_view.setModel(self.transcript_model)
+        self.transcript_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.transcript_view.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.AnyKeyPressed
+        )
+        self.transcript_view.setAlternatingRowColors(True)
+        # Long segments wrap. Rows are fitted one by one as they arrive (not ResizeToContents, which
+        # measures every row on every change and would make streaming into a long transcript stutter).
+        self.transcript_view.setWordWrap(True)
+        self.transcript_view.verticalHeader().setDefaultSectionSize(28)
+        self.transcript_view.verticalHeader().setMinimumSectionSize(28)
+        self.transcript_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self._refit_rows_timer = QTimer(self)
+        self._refit_rows_timer.setSingleShot(True)
+        self._refit_rows_timer.setInterval(120)
+        self._refit_rows_timer.timeout.connect(self.transcript_view.resizeRowsToContents)
+        theader = self.transcript_view.horizontalHeader()
+        time_width = self.transcript_view.fontMetrics().horizontalAdvance("0:00:00.000") + 24
+        for column in (START, END):
+            theader.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
+            theader.resizeSection(column, time_width)
+        theader.setSectionResizeMode(TEXT, QHeaderView.ResizeMode.Stretch)
+        theader.setHighlightSections(False)
+        theader.sectionResized.connect(lambda column, _old, _new: column == TEXT and self._refit_rows_timer.start())
+        self.transcript_model.modelReset.connect(self.transcript_view.resizeRowsToContents)
+        self.transcript_model.dataChanged.connect(
+            lambda first, last, _roles=(): self._fit_rows(first.row(), last.row()))
+
+        editor_panel = QWidget()
+        editor_layout = QVBoxLayout(editor_panel)
+        editor_layout.setContentsMargins(4, 8, 8, 8)
+        title_row = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        titles.addWidget(self.job_title)
+        titles.addWidget(self.job_details)
+        title_row.addLayout(titles, 1)
+        title_row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
+        editor_layout.addLayout(title_row)
+        editor_layout.addWidget(self.edit_error)
+        editor_layout.addWidget(self.transcript_view, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(queue_panel)
+        splitter.addWidget(editor_panel)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([470, 710])
+        splitter.setChildrenCollapsible(False)
+
+        self.notice = NoticeBar()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.notice)
+        central_layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.summary_label = QLabel()
+        self.download_bar = QProgressBar()
+        self.download_bar.setMaximumWidth(180)
+        self.download_bar.setMaximumHeight(16)
+        self.download_bar.hide()
+        self.download_cancel = QToolButton()
+        self.download_cancel.setText("Cancel download")
+        self.download_cancel.setAutoRaise(True)
+        self.download_cancel.clicked.connect(self.worker.cancel_model_load)
+        self.download_cancel.hide()
+        self.model_label = QLabel()
+        status.addPermanentWidget(self.summary_label)
+        status.addPermanentWidget(self.download_bar)
+        status.addPermanentWidget(self.download_cancel)
+        status.addPermanentWidget(self.model_label)
+        self._set_model_text(f"Model: {self.settings.model} · starting…")
+
+    def _connect_worker(self) -> None:
+        self.worker.model_status_changed.connect(self._on_model_status)
+        self.worker.model_failed.connect(self._on_model_failed)
+        self.worker.job_started.connect(self._on_job_started)
+        self.worker.segments_decoded.connect(self._on_segments_decoded)
+        self.worker.job_progressed.connect(self._on_job_progressed)
+        self.worker.job_finished.connect(self._on_job_finished)
+        self.worker.job_failed.connect(self._on_job_failed)
+        self.worker.job_cancelled.connect(self._on_job_cancelled)
+
+    def _resume_queue(self) -> None:
+        """Jobs a crash left running, and jobs still queued when the app last closed, run again."""
+        interrupted = set(self.store.recover_interrupted())
+        for job in self.store.jobs():
+            if job.id in interrupted:
+                self.queue_model.update(job.id, state=JobState.QUEUED)
+            if job.state == JobState.QUEUED or job.id in interrupted:
+                self.worker.enqueue(job.id, job.source)
+
+    # -- dialogs (attributes so tests can replace them) --------------------------------------------
+    def ask_open_files(self) -> list[str]:
+        from desktop.engine.audio import SUPPORTED_EXTENSIONS
+
+        patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add audio or video files", "", f"Audio and video ({patterns});;All files (*)"
+        )
+        return files
+
+    def ask_save_path(self, suggested: str, filters: str, selected_filter: str) -> tuple[str, str]:
+        return QFileDialog.getSaveFileName(self, "Export transcript", suggested, filters, selected_filter)
+
+    def ask_folder(self, title: str) -> str:
+        return QFileDialog.getExistingDirectory(self, title, str(self._last_export_dir or Path.home()))
+
+    def ask_settings(self, settings: Settings) -> Settings | None:
+        dialog = SettingsDialog(settings, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return None
+        return dialog.settings()
+
+    def show_error(self, title: str, message: str) -> None:
+        QMessageBox.warning(self, title, message)
+
+    # -- adding files ------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if self.handle_drop(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def handle_drop(self, mime: QMimeData) -> bool:
+        paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+        if not paths:
+            return False
+        self.add_paths(paths)
+        return True
+
+    def open_files(self) -> None:
+        files = self.ask_open_files()
+        if files:
+            self.add_paths(files)
+
+    def add_paths(self, paths: Iterable[str | Path]) -> list[Job]:
+        """Queue every supported file (folders searched recursively); refuse the rest with a message.
+        Jobs wait in the queue until the model is ready."""
+        accepted, refused = expand_paths(paths)
+        waiting = {Path(j.source) for j in self.queue_model.jobs() if not j.state.is_final}
+        added: list[Job] = []
+        for path in accepted:
+            source = path.resolve()
+            if source in waiting:
+                refused.append((path, "already in the queue"))
+                continue
+            waiting.add(source)
+            job = self.store.add_job(str(source))
+            self.queue_model.add(job)
+            self.worker.enqueue(job.id, job.source)
+            added.append(job)
+        if added and self.current_job_id() is None:
+            self.select_job(added[0].id)
+        if refused:
+            self._show_refused(refused)
+        elif added:
+            self.statusBar().showMessage(f"Added {_count(len(added), 'file')} to the queue.", 5000)
+        return added
+
+    def _show_refused(self, refused: Sequence[tuple[Path, str]]) -> None:
+        shown = "; ".join(f"{p.name or p}: {why}" for p, why in refused[:3])
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        text = f"Not added — {shown}{more}."
+        self.notice.show_message(text, "error", hide_after_ms=12_000)
+        self.statusBar().showMessage(text, 12_000)
+
+    # -- selection ---------------------------------------------------------------------------------
+    def current_job_id(self) -> int | None:
+        index = self.queue_view.currentIndex()
+        if not index.isValid():
+            return None
+        return self.queue_model.job(index.row()).id
+
+    def select_job(self, job_id: int) -> None:
+        row = self.queue_model.row_of(job_id)
+        if row is None:
+            return
+        self.queue_view.selectionModel().setCurrentIndex(
+            self.queue_model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+        )
+
+    def _current_job_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        job_id = self.queue_model.job(current.row()).id if current.isValid() else None
+        self._show_job(job_id)
+
+    def _show_job(self, job_id: int | None) -> None:
+        self.edit_error.hide()
+        if job_id is None:
+            self.transcript_model.set_transcript(None)
+        else:
+            self.transcript_model.set_transcript(self.transcript_for(job_id))
+            self._follow_newest = True
+            self.transcript_view.scrollToBottom() if self._is_running(job_id) else self.transcript_view.scrollToTop()
+        self._update_job_header()
+        self._update_actions()
+
+    def transcript_for(self, job_id: int) -> Transcript:
+        transcript = self._transcripts.get(job_id)
+        if transcript is None:
+            transcript = self.store.load_transcript(job_id)
+            self._transcripts[job_id] = transcript
+        return transcript
+
+    def _is_running(self, job_id: int) -> bool:
+        entry = self.queue_model.entry(job_id)
+        return entry is not None and entry.job.state == JobState.RUNNING
+
+    def _update_job_header(self) -> None:
+        job_id = self.current_job_id()
+        entry = self.queue_model.entry(job_id) if job_id is not None else None
+        if entry is None:
+            self.job_title.setText("No job selected")
+            self.job_details.setText("Select a job in the queue to see and edit its transcript.")
+            self.transcript_model.times_editable = True
+            return
+        job = entry.job
+        self.job_title.setText(Path(job.source).name)
+        details = [job.state.value.capitalize()]
+        if job.language:
+            details.append(f"language {job.language}")
+        if job.duration_s:
+            details.append(format_duration(job.duration_s))
+        details.append(_count(len(self.transcript_model.rows()), "segment"))
+        if job.state == JobState.RUNNING:
+            details.append("text editable now, times when done")
+        elif job.state == JobState.FAILED and job.error:
+            details.append(job.error)
+        self.job_details.setText(" · ".join(details))
+        self.transcript_model.times_editable = job.state != JobState.RUNNING
+
+    # -- following the newest segment --------------------------------------------------------------
+    def _remember_follow(self, *_args) -> None:
+        bar = self.transcript_view.verticalScrollBar()
+        self._follow_newest = bar.value() >= bar.maximum() - 2
+
+    def _fit_rows(self, first: int, last: int) -> None:
+        for row in range(first, last + 1):
+            self.transcript_view.resizeRowToContents(row)
+
+    def _follow(self, _parent: QModelIndex, first: int, last: int) -> None:
+        self._fit_rows(first, last)
+        if self._follow_newest:
+            self.transcript_view.scrollToBottom()
+
+    # -- worker events -----------------------------------------------------------------------------
+    def _on_model_status(self, status: ModelStatus) -> None:
+        if self._closing:
+            return
+        downloading = status.stage == "downloading" and status.total_bytes > 0
+        self.download_bar.setVisible(downloading)
+        self.download_cancel.setVisible(status.stage == "downloading")
+        if downloading:
+            self.download_bar.setRange(0, 1000)
+            self.download_bar.setValue(int(1000 * status.done_bytes / status.total_bytes))
+            self.download_bar.setFormat(f"{status.done_bytes / 1e6:.0f} / {status.total_bytes / 1e6:.0f} MB")
+        texts = {
+            "loading": "loading…",
+            "downloading": "downloading…",
+            "warming": "warming up…",
+            "failed": "failed",
+        }
+        if status.stage == "ready":
+            self._model_name = status.model
+            text = f"Model: {status.model} · {(status.device or '').upper()} · {status.compute_type} · ready"
+            self._set_model_text(text, status.device_note or "")
+            if self.notice.property("model-error"):
+                self.notice.hide()
+                self.notice.setProperty("model-error", False)
+            if status.device_note and self.settings.device == "cuda":
+                # Asked for the GPU and did not get it: say so. With "auto", the CPU is an expected outcome.
+                self.statusBar().showMessage(status.device_note, 10_000)
+        else:
+            level = "error" if status.stage == "failed" else ""
+            self._set_model_text(f"Model: {status.model} · {texts.get(status.stage, status.stage)}",
+                                 status.error or "", level)
+
+    def _on_model_failed(self, reason: str) -> None:
+        if self._closing:
+            return
+        self.notice.setProperty("model-error", True)
+        self.notice.show_message(
+            f"The speech model could not be loaded: {reason}. Queued files wait until a model is ready.",
+            "error",
+            action=("Settings…", self.open_settings),
+        )
+
+    def _set_model_text(self, text: str, tooltip: str = "", level: str = "") -> None:
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tooltip)
+        self.model_label.setProperty("role", "error" if level == "error" else "")
+        self.model_label.style().unpolish(self.model_label)
+        self.model_label.style().polish(self.model_label)
+
+    def _known(self, job_id: int) -> bool:
+        # A job removed while the worker still had events for it is ignored from then on.
+        return not self._closing and self.queue_model.row_of(job_id) is not None
+
+    def _on_job_started(self, job_id: int, event) -> None:
+        if not self._known(job_id):
+            return
+        self.store.mark_started(job_id, event.duration_s, event.language, event.language_probability,
+                                self._model_name)
+        self._transcripts[job_id] = Transcript(self.store.info(job_id))
+        self.queue_model.update(job_id, state=JobState.RUNNING, duration_s=event.duration_s,
+                                language=event.language or None, error=None, done_s=0.0)
+        if job_id == self.current_job_id():
+            self._show_job(job_id)
+
+    def _on_segments_decoded(self, job_id: int, segments: tuple[Segment, ...]) -> None:
+        if not self._known(job_id):
+            return
+        transcript = self.transcript_for(job_id)
+        previous_end_s = transcript[len(transcript) - 1].end_s if len(transcript) else 0.0
+        fitted = fit_after(previous_end_s, segments)
+        self.store.append_segments(job_id, fitted)
+        transcript.append(fitted)
+        if job_id == self.current_job_id():
+            self._update_job_header()
+
+    def _on_job_progressed(self, job_id: int, done_s: float, total_s: float) -> None:
+        if not self._known(job_id):
+            return
+        self.queue_model.set_progress(job_id, done_s, total_s)
+        self.store.set_done_s(job_id, done_s)
+
+    def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
+        if not self._known(job_id):
+            return
+        self.store.set_state(job_id, state, error)
+        self.queue_model.update(job_id, state=state, error=error)
+        if job_id == self.current_job_id():
+            self._update_job_header()
+        self._update_actions()
+
+    def _on_job_finished(self, job_id: int) -> None:
+        self._end_job(job_id, JobState.DONE)
+
+    def _on_job_failed(self, job_id: int, reason: str) -> None:
+        self._end_job(job_id, JobState.FAILED, reason)
+
+    def _on_job_cancelled(self, job_id: int) -> None:
+        self._end_job(job_id, JobState.CANCELLED)
+
+    # -- editing -----------------------------------------------------------------------------------
+    def _save_edit(self) -> None:
+        job_id = self.current_job_id()
+        transcript = self.transcript_model.transcript
+        if job_id is None or transcript is None:
+            return
+        self.store.save_transcript(job_id, transcript)
+        self.edit_error.hide()
+        self._update_actions()
+
+    def _show_edit_error(self, message: str) -> None:
+        self.edit_error.setText(message)
+        self.edit_error.show()
+        self._edit_error_timer.start(8000)
+        self.statusBar().showMessage(message, 8000)
+
+    # -- queue operations --------------------------------------------------------------------------
+    def cancel_selected(self) -> None:
+        job_id = self.current_job_id()
+        entry = self.queue_model.entry(job_id) if job_id is not None else None
+        if entry is not None and not entry.job.state.is_final:
+            self.worker.cancel_job(entry.job.id)
+            self.statusBar().showMessage(f"Cancelling {Path(entry.job.source).name}…", 4000)
+
+    def retry_selected(self) -> None:
+        job_id = self.current_job_id()
+        entry = self.queue_model.entry(job_id) if job_id is not None else None
+        if entry is None or not entry.job.state.is_final:
+            return
+        self.store.requeue(job_id)
+        self._transcripts[job_id] = Transcript(self.store.info(job_id))
+        self.queue_model.update(job_id, state=JobState.QUEUED, error=None, done_s=0.0)
+        self.worker.enqueue(job_id, entry.job.source)
+        self._show_job(job_id)
+
+    def remove_selected(self) -> None:
+        job_id = self.current_job_id()
+        if job_id is None:
+            return
+        row = self.queue_model.row_of(job_id)
+        entry = self.queue_model.entry(job_id)
+        if entry is not None and not entry.job.state.is_final:
+            self.worker.cancel_job(job_id)
+        self.store.remove_job(job_id)
+        self._transcripts.pop(job_id, None)
+        self.queue_model.remove(job_id)
+        if self.queue_model.rowCount():
+            self.select_job(self.queue_model.job(min(row or 0, self.queue_model.rowCount() - 1)).id)
+        else:
+            self._show_job(None)
+
+    def move_selected(self, delta: int) -> None:
+        job_id = self.current_job_id()
+        if job_id is None or not self.queue_model.move(job_id, delta):
+            return
+        order = self.queue_model.job_ids()
+        self.store.set_order(order)
+        self.worker.reorder(order)
+        self.select_job(job_id)
+        self._update_actions()
+
+    # -- export ------------------------------------------------------------------------------------
+    def export_selected(self) -> Path | None:
+        job_id = self.current_job_id()
+        return self.export_job(job_id) if job_id is not None else None
+
+    def export_job(self, job_id: int) -> Path | None:
+        from desktop.core.export import FORMATS, export
+        from desktop.core.fileio import OutputError, write_atomic
+
+        job = self.store.job(job_id)
+        transcript = self.transcript_for(job_id)
+        fmt = self._last_export_format
+        folder = self._last_export_dir or Path(job.source).parent
+        suggested = str(folder / f"{Path(job.source).stem}.{fmt}")
+        filters = ";;".join(EXPORT_FILTERS[f] for f in FORMATS)
+        chosen, chosen_filter = self.ask_save_path(suggested, filters, EXPORT_FILTERS[fmt])
+        if not chosen:
+            return None
+        path = Path(chosen)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
+            fmt = next((f for f, label in EXPORT_FILTERS.items() if label == chosen_filter), self._last_export_format)
+            path = path.with_name(f"{path.name}.{fmt}")
+        try:
+            write_atomic(path, export(transcript, fmt))
+        except (OutputError, ValueError) as exc:
+            self.show_error("Export failed", f"The transcript was not exported: {exc}")
+            return None
+        self._last_export_dir, self._last_export_format = path.parent, fmt
+        self.statusBar().showMessage(f"Exported {path}", 8000)
+        return path
+
+    def export_all_finished(self) -> list[Path]:
+        from desktop.core.export import export
+        from desktop.core.fileio import OutputError, unique_output_path, write_atomic
+
+        finished = [job for job in self.queue_model.jobs() if job.state == JobState.DONE]
+        if not finished:
+            self.statusBar().showMessage("No finished transcripts to export yet.", 6000)
+            return []
+        chosen = self.ask_folder("Export all finished transcripts to")
+        if not chosen:
+            return []
+        folder = Path(chosen)
+        taken: set[Path] = set()
+        written: list[Path] = []
+        errors: list[str] = []
+        for job in finished:
+            transcript = self.transcript_for(job.id)
+            for fmt in self.settings.export_formats:
+                path = unique_output_path(folder, Path(job.source), fmt, taken)
+                try:
+                    write_atomic(path, export(transcript, fmt))
+                    written.append(path)
+                except (OutputError, ValueError) as exc:
+                    errors.append(str(exc))
+        self._last_export_dir = folder
+        if errors:
+            shown = "\n".join(errors[:5]) + (f"\n… and {len(errors) - 5} more" if len(errors) > 5 else "")
+            self.show_error("Some exports failed", f"{_count(len(written), 'file')} written, "
+                            f"{len(errors)} failed:\n{shown}")
+        else:
+            self.statusBar().showMessage(f"Exported {_count(len(written), 'file')} to {folder}", 8000)
+        return written
+
+    # -- settings ----------------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        chosen = self.ask_settings(self.settings)
+        if chosen is None or chosen == self.settings:
+            return
+        model_changed = chosen.model_key() != self.settings.model_key()
+        self.settings = chosen
+        try:
+            self._settings_saver(chosen)
+        except OSError as exc:
+            self.show_error("Settings not saved", f"The settings apply now but could not be saved: {exc}")
+        self.worker.apply_settings(chosen)
+        if model_changed:
+            self._set_model_text(f"Model: {chosen.model} · waiting for the current jobs…")
+        self.statusBar().showMessage("Settings saved; they apply to the next job.", 6000)
+
+    # -- state of the window -----------------------------------------------------------------------
+    def _queue_changed(self, *_args) -> None:
+        self.queue_stack.setCurrentIndex(1 if self.queue_model.rowCount() else 0)
+        self._update_summary()
+        self._update_actions()
+
+    def _update_summary(self, *_args) -> None:
+        counts: dict[JobState, int] = {}
+        for job in self.queue_model.jobs():
+            counts[job.state] = counts.get(job.state, 0) + 1
+        parts = [f"{counts[s]} {s.value}" for s in JobState if counts.get(s)]
+        self.summary_label.setText("  ·  ".join(parts))
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        job_id = self.current_job_id()
+        entry = self.queue_model.entry(job_id) if job_id is not None else None
+        state = entry.job.state if entry is not None else None
+        has_text = bool(self.transcript_model.rowCount())
+        self.export_action.setEnabled(state is not None and state.is_final and has_text)
+        self.export_button.setEnabled(self.export_action.isEnabled())
+        self.export_all_action.setEnabled(any(j.state == JobState.DONE for j in self.queue_model.jobs()))
+        self.cancel_action.setEnabled(state is not None and not state.is_final)
+        self.retry_action.setEnabled(state is not None and state.is_final)
+        self.remove_action.setEnabled(entry is not None)
+        row = self.queue_model.row_of(job_id) if job_id is not None else None
+        self.up_action.setEnabled(row is not None and row > 0)
+        self.down_action.setEnabled(row is not None and row < self.queue_model.rowCount() - 1)
+        transcript = self.transcript_model.transcript
+        self.undo_action.setEnabled(transcript is not None and transcript.can_undo())
+        self.redo_action.setEnabled(transcript is not None and transcript.can_redo())
+        if transcript is not None and transcript.can_undo():
+            self.undo_action.setText(f"&Undo {transcript.undo_description().lower()}")
+        else:
+            self.undo_action.setText("&Undo")
+        if transcript is not None and transcript.can_redo():
+            self.redo_action.setText(f"&Redo {transcript.redo_description().lower()}")
+        else:
+            self.redo_action.setText("&Redo")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
+        # and go back to the queue at the next start, instead of being marked cancelled by the user.
+        self._closing = True
+        self.worker.stop()
+        super().closeEvent(event)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _icon_path(name: str) -> str:
+    from desktop.ui.resources import resources_dir
+
+    return (resources_dir() / "icons" / f"{name}.svg").as_posix()

@@ -1,0 +1,228 @@
+"""The settings dialog: model, device, language, task, word timestamps, beam size, export formats."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.settings import COMPUTE_TYPES, EXPORT_FORMATS, MAX_BEAM_SIZE, Settings
+
+log = logging.getLogger(__name__)
+
+# Names for the languages people pick most; other Whisper languages show their code.
+_LANGUAGE_NAMES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "pl": "Polish", "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish",
+    "cs": "Czech", "sk": "Slovak", "hu": "Hungarian", "ro": "Romanian", "el": "Greek", "tr": "Turkish",
+    "ru": "Russian", "uk": "Ukrainian", "ar": "Arabic", "he": "Hebrew", "fa": "Persian", "hi": "Hindi",
+    "bn": "Bengali", "ur": "Urdu", "ta": "Tamil", "zh": "Chinese", "ja": "Japanese", "ko": "Korean",
+    "vi": "Vietnamese", "th": "Thai", "id": "Indonesian", "ms": "Malay", "ca": "Catalan", "hr": "Croatian",
+    "sr": "Serbian", "bg": "Bulgarian", "lt": "Lithuanian", "lv": "Latvian", "et": "Estonian", "sl": "Slovenian",
+    "cy": "Welsh", "ga": "Irish", "is": "Icelandic", "sw": "Swahili", "af": "Afrikaans", "tl": "Tagalog",
+}
+_FALLBACK_HUB_MODELS = (
+    "tiny", "tiny.en", "base.en", "small", "small.en", "medium", "medium.en",
+    "large-v1", "large-v2", "large-v3", "large-v3-turbo", "distil-large-v3",
+)
+_DEVICE_LABELS = {"auto": "Automatic (GPU when available)", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)"}
+_LOCAL = "__local__"
+
+
+def whisper_languages() -> list[str]:
+    try:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        return sorted(_LANGUAGE_CODES, key=lambda code: (code not in _LANGUAGE_NAMES, language_name(code)))
+    except Exception:  # noqa: BLE001 - the list is a convenience; the known names are enough
+        return sorted(_LANGUAGE_NAMES, key=language_name)
+
+
+def language_name(code: str) -> str:
+    return _LANGUAGE_NAMES.get(code, code)
+
+
+def _hub_models() -> list[tuple[str, bool]]:
+    """(name, downloaded) for each downloadable model."""
+    try:
+        from desktop.engine import models
+
+        return [(info.name, info.installed) for info in models.list_models() if info.kind == "hub"]
+    except Exception:  # noqa: BLE001
+        log.debug("cannot list models", exc_info=True)
+        return [(name, False) for name in _FALLBACK_HUB_MODELS]
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(460)
+        self._initial = settings
+
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("base — bundled, multilingual (recommended)", "base")
+        for name, downloaded in _hub_models():
+            suffix = "downloaded" if downloaded else "download"
+            self.model_combo.addItem(f"{name} ({suffix})", name)
+        self.model_combo.addItem("Local model folder…", _LOCAL)
+        self._local_folder: str | None = None
+        self.model_combo.activated.connect(self._model_chosen)
+        self.model_hint = QLabel()
+        self.model_hint.setWordWrap(True)
+        self.model_hint.setProperty("role", "hint")
+
+        self.device_combo = QComboBox()
+        for device, label in _DEVICE_LABELS.items():
+            self.device_combo.addItem(label, device)
+        self.compute_combo = QComboBox()
+        for compute_type in COMPUTE_TYPES:
+            self.compute_combo.addItem("Automatic" if compute_type == "auto" else compute_type, compute_type)
+
+        self.language_combo = QComboBox()
+        self.language_combo.addItem("Detect automatically", None)
+        for code in whisper_languages():
+            self.language_combo.addItem(f"{language_name(code)} ({code})", code)
+        self.task_combo = QComboBox()
+        self.task_combo.addItem("Transcribe (keep the spoken language)", "transcribe")
+        self.task_combo.addItem("Translate to English", "translate")
+        self.word_timestamps_check = QCheckBox("Word timestamps (slower; for karaoke-style subtitles and JSON)")
+        self.beam_spin = QSpinBox()
+        self.beam_spin.setRange(1, MAX_BEAM_SIZE)
+        self.beam_spin.setToolTip("Higher is a little more accurate and slower; 5 is a good default.")
+
+        formats_row = QWidget()
+        formats_layout = QHBoxLayout(formats_row)
+        formats_layout.setContentsMargins(0, 0, 0, 0)
+        self.format_checks: dict[str, QCheckBox] = {}
+        for fmt in EXPORT_FORMATS:
+            check = QCheckBox(fmt.upper())
+            self.format_checks[fmt] = check
+            formats_layout.addWidget(check)
+        formats_layout.addStretch(1)
+
+        form = QFormLayout()
+        form.addRow("Model", self.model_combo)
+        form.addRow("", self.model_hint)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Compute type", self.compute_combo)
+        form.addRow("Language", self.language_combo)
+        form.addRow("Task", self.task_combo)
+        form.addRow("Beam size", self.beam_spin)
+        form.addRow("", self.word_timestamps_check)
+        form.addRow("Export all writes", formats_row)
+
+        self.error_label = QLabel()
+        self.error_label.setProperty("role", "error")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.ok_button: QPushButton = buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self._show(settings)
+
+    # Injectable for tests: returns a folder or "".
+    def ask_model_folder(self) -> str:
+        return QFileDialog.getExistingDirectory(self, "Choose a CTranslate2 Whisper model folder")
+
+    def _show(self, settings: Settings) -> None:
+        index = self.model_combo.findData(settings.model)
+        if index < 0:
+            # A local folder (or a hub name this list does not know): show it as its own entry.
+            self._local_folder = settings.model
+            self.model_combo.insertItem(self.model_combo.count() - 1, _folder_label(settings.model), settings.model)
+            index = self.model_combo.count() - 2
+        self.model_combo.setCurrentIndex(index)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(settings.device)))
+        self.compute_combo.setCurrentIndex(max(0, self.compute_combo.findData(settings.compute_type)))
+        language_index = self.language_combo.findData(settings.language) if settings.language else 0
+        if language_index < 0:
+            self.language_combo.addItem(settings.language, settings.language)
+            language_index = self.language_combo.count() - 1
+        self.language_combo.setCurrentIndex(language_index)
+        self.task_combo.setCurrentIndex(max(0, self.task_combo.findData(settings.task)))
+        self.word_timestamps_check.setChecked(settings.word_timestamps)
+        self.beam_spin.setValue(settings.beam_size)
+        for fmt, check in self.format_checks.items():
+            check.setChecked(fmt in settings.export_formats)
+        self._update_hint()
+
+    def _model_chosen(self, index: int) -> None:
+        if self.model_combo.itemData(index) == _LOCAL:
+            folder = self.ask_model_folder()
+            if folder:
+                existing = self.model_combo.findData(folder)
+                if existing < 0:
+                    self.model_combo.insertItem(self.model_combo.count() - 1, _folder_label(folder), folder)
+                    existing = self.model_combo.count() - 2
+                self.model_combo.setCurrentIndex(existing)
+            else:
+                self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(self._initial.model)))
+        self._update_hint()
+
+    def _update_hint(self) -> None:
+        model = self.model_combo.currentData()
+        label = self.model_combo.currentText()
+        if model == "base":
+            hint = "Ships with Verbatim; nothing to download."
+        elif label.endswith("(download)"):
+            hint = "Downloaded from the model hub when you press OK; the status bar shows the progress."
+        elif Path(str(model)).is_absolute():
+            hint = f"Loaded from {model}."
+        else:
+            hint = ""
+        self.model_hint.setText(hint)
+        self.model_hint.setVisible(bool(hint))
+
+    def settings(self) -> Settings:
+        """The settings as chosen; raises ValueError when they are not valid."""
+        formats = tuple(fmt for fmt, check in self.format_checks.items() if check.isChecked())
+        return dataclasses.replace(
+            self._initial,
+            model=str(self.model_combo.currentData()),
+            device=self.device_combo.currentData(),
+            compute_type=self.compute_combo.currentData(),
+            language=self.language_combo.currentData(),
+            task=self.task_combo.currentData(),
+            word_timestamps=self.word_timestamps_check.isChecked(),
+            beam_size=self.beam_spin.value(),
+            export_formats=formats,
+        )
+
+    def accept(self) -> None:
+        try:
+            self.settings()
+        except ValueError as exc:
+            message = str(exc)
+            if "export formats" in message:
+                message = "Choose at least one format for “Export all finished”."
+            self.error_label.setText(message)
+            self.error_label.show()
+            return
+        super().accept()
+
+
+def _folder_label(folder: str) -> str:
+    return f"{Path(folder).name or folder} (local folder)"

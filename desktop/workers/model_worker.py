@@ -1,0 +1,456 @@
+"""The model worker: one QThread that owns the speech model for the life of the app.
+
+It loads and warms the model once, then transcribes whatever is queued by driving `Engine.run` with a
+generator over its own thread-safe queue. The model is reloaded only when the user picks another model,
+device or compute type.
+
+The ModelWorker object itself lives in the GUI thread and its QThread runs the serving loop. Why not the
+usual moveToThread: the loop blocks inside the engine for the whole app, so the worker thread's event loop
+never runs, and PySide delivers signals connected to plain callables through the sender's thread.
+
+Why events go through an outbox instead of straight out as signals: the engine can produce hundreds of
+events per second (many short files finishing in one batch), and one queued signal per event would flood
+the GUI thread. The worker thread only appends to the outbox (coalescing segments and progress per job);
+a timer in the GUI thread empties it at most every `flush_interval_ms` and emits the signals there. So the
+window gets at most ~20 deliveries a second, in engine order, and a burst's last events are never held
+back waiting for a next event (the engine can be silent for seconds while it decodes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from desktop.core.segment import Segment
+from desktop.core.settings import Settings
+from desktop.engine.events import (
+    EngineJob,
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStarted,
+    SegmentsDecoded,
+    TranscribeOptions,
+)
+from desktop.workers.signals import emit
+
+log = logging.getLogger(__name__)
+
+# Every QThread a host started, so tests can check that none is left running.
+_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    return [thread for thread in list(_threads) if thread.isRunning()]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Where the model is: stage is "loading", "downloading", "warming", "ready" or "failed"."""
+
+    stage: str
+    model: str
+    device: str | None = None
+    compute_type: str | None = None
+    device_note: str | None = None
+    done_bytes: int = 0
+    total_bytes: int = 0
+    error: str | None = None
+
+
+def transcribe_options(settings: Settings) -> TranscribeOptions:
+    return TranscribeOptions(
+        language=settings.language,
+        task=settings.task,
+        beam_size=settings.beam_size,
+        word_timestamps=settings.word_timestamps,
+    )
+
+
+def _default_loader(name: str, **kwargs: Any) -> Any:
+    from desktop.engine.loading import load_model
+
+    return load_model(name, **kwargs)
+
+
+def _default_engine(model: Any) -> Any:
+    from desktop.engine.engine import Engine
+
+    return Engine(model)
+
+
+@dataclass
+class _JobBatch:
+    """A job's events since the last flush, coalesced: at most one of each kind, segments joined."""
+
+    job_id: int
+    started: JobStarted | None = None
+    segments: list[Segment] = field(default_factory=list)
+    progress: JobProgress | None = None
+    end: JobFinished | JobFailed | JobCancelled | None = None
+
+
+class _Outbox:
+    """Thread-safe, order-keeping, coalescing buffer between the worker thread and the GUI thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[object] = []
+        self._open: dict[int, _JobBatch] = {}
+
+    def put(self, item: object) -> bool:
+        """Add a model status or an engine event; True when the outbox was empty before."""
+        with self._lock:
+            was_empty = not self._items
+            if isinstance(item, ModelStatus):
+                last = self._items[-1] if self._items else None
+                if item.stage == "downloading" and isinstance(last, ModelStatus) and last.stage == "downloading":
+                    self._items[-1] = item  # only the latest byte count matters
+                else:
+                    self._items.append(item)
+                return was_empty
+            batch = self._open.get(item.job_id)  # type: ignore[attr-defined]
+            if batch is None:
+                batch = _JobBatch(item.job_id)  # type: ignore[attr-defined]
+                self._items.append(batch)
+                self._open[batch.job_id] = batch
+            if isinstance(item, JobStarted):
+                batch.started = item
+            elif isinstance(item, SegmentsDecoded):
+                batch.segments.extend(item.segments)
+            elif isinstance(item, JobProgress):
+                batch.progress = item
+            else:
+                batch.end = item  # type: ignore[assignment]
+                del self._open[batch.job_id]
+            return was_empty
+
+    def take(self) -> list[object]:
+        with self._lock:
+            items, self._items = self._items, []
+            self._open.clear()
+            return items
+
+
+class _ServeThread(QThread):
+    def __init__(self, serve: Callable[[], None]) -> None:
+        super().__init__()
+        self._serve = serve
+        self.setObjectName("verbatim-model")
+
+    def run(self) -> None:
+        self._serve()
+
+
+class ModelWorker(QObject):
+    """Create and use in the GUI thread; the model work runs on `self.thread`. Commands are thread-safe
+    methods; results are signals, emitted in the GUI thread."""
+
+    model_status_changed = Signal(object)  # ModelStatus
+    model_ready = Signal(object)  # ModelStatus with device and compute type
+    model_failed = Signal(str)
+    job_started = Signal(int, object)  # job id, JobStarted
+    segments_decoded = Signal(int, object)  # job id, tuple[Segment, ...]
+    job_progressed = Signal(int, float, float)  # job id, done_s, total_s
+    job_finished = Signal(int)
+    job_failed = Signal(int, str)  # job id, reason
+    job_cancelled = Signal(int)
+
+    # The outbox went from empty to not empty: emitted in the worker thread, queued to the GUI thread.
+    outbox_filled = Signal()
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: Any | None = None,
+        *,
+        loader: Callable[..., Any] | None = None,
+        engine_factory: Callable[[Any], Any] | None = None,
+        flush_interval_ms: int = 50,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._loader = loader or _default_loader
+        self._engine_factory = engine_factory or _default_engine
+        self._outbox = _Outbox()
+        self._cond = threading.Condition()
+        # Everything below is shared between threads and guarded by self._cond.
+        self._settings = settings
+        self._settings_generation = 0
+        self._model = model
+        # A preloaded model (tests, or a model handed over by the caller) counts as the one asked for.
+        self._loaded_key = settings.model_key() if model is not None else None
+        self._failed_key: tuple[str, str, str] | None = None
+        self._queue: list[EngineJob] = []
+        self._in_run: set[int] = set()
+        self._engine: Any | None = None
+        self._engine_cancelled: set[int] = set()
+        self._run_cancel = threading.Event()
+        self._load_cancel = threading.Event()
+        self._stopping = False
+
+        self.flush_interval_ms = flush_interval_ms
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.timeout.connect(self.flush)
+        self._last_flush_s = 0.0
+        self.outbox_filled.connect(self._schedule_flush)
+        self.thread = _ServeThread(self._serve)
+        _threads.add(self.thread)
+
+    # -- life (GUI thread) -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Stop cooperatively: cancel the run (it ends between batches) and wait at most timeout_s for
+        the thread. True when it ended in time."""
+        self.stop()
+        finished = self.thread.wait(max(0, int(timeout_s * 1000)))
+        self._flush_timer.stop()
+        if finished:
+            self.flush()  # the last events (cancellations) still reach whoever listens
+        return finished
+
+    # -- commands (any thread) ---------------------------------------------------------------------
+    def enqueue(self, job_id: int, source: str | Path, start_at_s: float = 0.0) -> None:
+        """Queue a job; it waits for the model if the model is not ready yet."""
+        with self._cond:
+            if any(job.job_id == job_id for job in self._queue) or job_id in self._in_run:
+                return
+            self._queue.append(EngineJob(job_id, Path(source), start_at_s=start_at_s))
+            self._cond.notify_all()
+
+    def cancel_job(self, job_id: int) -> None:
+        """A waiting job is dropped at once; a running one ends between batches. Either way the job
+        ends with job_cancelled."""
+        with self._cond:
+            for job in self._queue:
+                if job.job_id == job_id:
+                    self._queue.remove(job)
+                    self._post(JobCancelled(job_id))
+                    return
+            if job_id in self._in_run and self._engine is not None:
+                self._engine_cancelled.add(job_id)
+                self._engine.cancel_job(job_id)
+
+    def reorder(self, job_ids: Sequence[int]) -> None:
+        """Waiting jobs run in this order (ids not listed keep their place after the listed ones)."""
+        rank = {job_id: i for i, job_id in enumerate(job_ids)}
+        with self._cond:
+            self._queue.sort(key=lambda job: rank.get(job.job_id, len(rank)))
+
+    def queued_ids(self) -> list[int]:
+        with self._cond:
+            return [job.job_id for job in self._queue]
+
+    def apply_settings(self, settings: Settings) -> None:
+        """New options apply from the next job the engine takes; a new model is loaded once the jobs
+        already handed to the engine are done."""
+        with self._cond:
+            if settings == self._settings:
+                return
+            if settings.model_key() != self._settings.model_key():
+                self._load_cancel.set()  # a download of the previous choice is no longer wanted
+                self._failed_key = None
+            self._settings = settings
+            self._settings_generation += 1
+            self._cond.notify_all()
+
+    def cancel_model_load(self) -> None:
+        """Stop a download in progress; the model ends failed ("download cancelled")."""
+        self._load_cancel.set()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._run_cancel.set()
+            self._load_cancel.set()
+            self._cond.notify_all()
+
+    # -- GUI thread --------------------------------------------------------------------------------
+    @Slot()
+    def _schedule_flush(self) -> None:
+        if self._flush_timer.isActive():
+            return
+        since_ms = (time.monotonic() - self._last_flush_s) * 1000
+        self._flush_timer.start(max(0, int(self.flush_interval_ms - since_ms)))
+
+    @Slot()
+    def flush(self) -> None:
+        """Emit everything the worker thread produced since the last flush, in order."""
+        self._last_flush_s = time.monotonic()
+        for item in self._outbox.take():
+            if isinstance(item, ModelStatus):
+                if item.stage == "ready":
+                    emit(self.model_status_changed, item)
+                    emit(self.model_ready, item)
+                elif item.stage == "failed":
+                    emit(self.model_status_changed, item)
+                    emit(self.model_failed, item.error or "the model could not be loaded")
+                else:
+                    emit(self.model_status_changed, item)
+                continue
+            assert isinstance(item, _JobBatch)
+            if item.started is not None:
+                emit(self.job_started, item.job_id, item.started)
+            if item.segments:
+                emit(self.segments_decoded, item.job_id, tuple(item.segments))
+            if item.progress is not None:
+                emit(self.job_progressed, item.job_id, item.progress.done_s, item.progress.total_s)
+            if isinstance(item.end, JobFinished):
+                emit(self.job_finished, item.job_id)
+            elif isinstance(item.end, JobFailed):
+                emit(self.job_failed, item.job_id, item.end.reason)
+            elif isinstance(item.end, JobCancelled):
+                emit(self.job_cancelled, item.job_id)
+
+    # -- the worker thread -------------------------------------------------------------------------
+    def _post(self, item: object) -> None:
+        if self._outbox.put(item):
+            emit(self.outbox_filled)
+
+    def _needs_load(self) -> bool:
+        key = self._settings.model_key()
+        return key != self._loaded_key and key != self._failed_key
+
+    def _serve(self) -> None:
+        """Serve until stop(): load the model when needed, run the queue whenever it has jobs."""
+        try:
+            while True:
+                with self._cond:
+                    while not (self._stopping or self._needs_load() or (self._model is not None and self._queue)):
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    settings = self._settings
+                    load = self._needs_load()
+                try:
+                    if load:
+                        self._load(settings)
+                    else:
+                        self._run_queue(settings)
+                except Exception as exc:  # noqa: BLE001 - a bug here must not end the thread silently
+                    log.exception("the model worker failed")
+                    with self._cond:
+                        self._model = None
+                        self._loaded_key = None
+                        self._failed_key = settings.model_key()
+                    self._post(ModelStatus("failed", settings.model, error=f"the model worker failed: {exc}"))
+        finally:
+            with self._cond:
+                self._model = None
+                self._engine = None
+
+    def _load(self, settings: Settings) -> None:
+        from desktop.engine.models import DownloadCancelled, ModelError
+
+        key = settings.model_key()
+        with self._cond:
+            self._load_cancel = cancel = threading.Event()
+            if self._stopping:
+                return
+            # Let go of the previous model first: two large models may not fit in memory together, and
+            # jobs must not quietly run on a model the user has just replaced.
+            self._model = None
+            self._loaded_key = None
+        name = settings.model
+        self._post(ModelStatus("loading", name))
+
+        def on_status(stage: str) -> None:
+            if stage in ("downloading", "loading", "warming"):
+                self._post(ModelStatus(stage, name))
+
+        def on_progress(done_bytes: int, total_bytes: int) -> None:
+            self._post(ModelStatus("downloading", name, done_bytes=done_bytes, total_bytes=total_bytes))
+
+        try:
+            model = self._loader(
+                name,
+                device=settings.device,
+                compute_type=settings.compute_type,
+                progress=on_progress,
+                cancel=cancel,
+                on_status=on_status,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message in the window
+            with self._cond:
+                superseded = self._stopping or self._settings.model_key() != key
+                if not superseded:
+                    self._failed_key = key
+            if superseded and isinstance(exc, DownloadCancelled):
+                return  # cancelled because the user chose something else, or the app is closing
+            if not isinstance(exc, ModelError):
+                log.exception("loading model %s failed", name)
+            reason = str(exc) if isinstance(exc, ModelError) else f"cannot load the model: {exc}"
+            self._post(ModelStatus("failed", name, error=reason))
+            return
+        with self._cond:
+            self._model = model
+            self._loaded_key = key
+        self._post(ModelStatus("ready", model.name, model.device, model.compute_type, model.device_note))
+
+    def _run_queue(self, settings: Settings) -> None:
+        with self._cond:
+            model = self._model
+            generation = self._settings_generation
+            self._run_cancel = cancel = threading.Event()
+            self._engine_cancelled = set()
+            if self._stopping:
+                return
+        engine = self._engine_factory(model)
+        with self._cond:
+            self._engine = engine
+
+        def jobs() -> Iterator[EngineJob]:
+            # Runs on the engine's feeder thread. Returns (ending the run once its jobs are done) when the
+            # queue is empty, or when settings changed, so the next run uses them.
+            while True:
+                with self._cond:
+                    if self._stopping or self._settings_generation != generation or self._needs_load():
+                        return
+                    # A job cancelled in this run and queued again (retry) waits for the next run: this
+                    # engine would cancel it at once.
+                    job = next((j for j in self._queue if j.job_id not in self._engine_cancelled), None)
+                    if job is None:
+                        return
+                    self._queue.remove(job)
+                    self._in_run.add(job.job_id)
+                yield job
+
+        event: Event
+        try:
+            for event in engine.run(jobs(), transcribe_options(settings), cancel):
+                if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                    with self._cond:
+                        self._in_run.discard(event.job_id)
+                self._post(event)
+        except Exception as exc:  # noqa: BLE001 - the worker must outlive a broken run
+            log.exception("the engine run failed")
+            with self._cond:
+                lost = sorted(self._in_run)
+                self._in_run.clear()
+            for job_id in lost:
+                self._post(JobFailed(job_id, f"the transcription stopped unexpectedly: {exc}"))
+        finally:
+            with self._cond:
+                self._engine = None
+                # Jobs the engine took but never ended (it should not happen) must not stay running forever.
+                lost = sorted(self._in_run)
+                self._in_run.clear()
+            for job_id in lost:
+                self._post(JobCancelled(job_id))
+

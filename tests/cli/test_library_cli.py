@@ -1,0 +1,109 @@
+"""`verbatim library list [--json]` and `verbatim library export`, over a library filled as the window fills it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop import cli
+from desktop.core.jobs import JobState
+from desktop.core.paths import library_path
+from desktop.core.segment import Segment
+from desktop.core.store import Store
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(argv: list[str]) -> int:
+    return cli.main(argv)
+
+
+@pytest.fixture
+def library() -> dict[str, int]:
+    """Three jobs: one done and then edited, one failed, one still queued."""
+    with Store() as store:
+        done = store.add_job("/talks/keynote.wav")
+        store.mark_started(done.id, 7.5, "en", 0.97, "base")
+        store.append_segments(done.id, [Segment(0.0, 2.0, " Hello everyone."), Segment(2.5, 4.0, " Welcome.")])
+        store.set_state(done.id, JobState.DONE)
+        transcript = store.load_transcript(done.id)
+        transcript.set_text(1, " Welcome to the keynote.")
+        store.save_transcript(done.id, transcript)
+        failed = store.add_job("/talks/broken.mp3")
+        store.set_state(failed.id, JobState.FAILED, "cannot read the audio")
+        queued = store.add_job("/talks/later.mp4")
+    return {"done": done.id, "failed": failed.id, "queued": queued.id}
+
+
+def test_list_json_is_the_documented_shape_oldest_first_with_edits(library, capsys):
+    assert run_cli(["library", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == [
+        {"id": library["done"], "source": "/talks/keynote.wav", "state": "done", "language": "en",
+         "duration": 7.5, "error": None, "text": "Hello everyone. Welcome to the keynote."},
+        {"id": library["failed"], "source": "/talks/broken.mp3", "state": "failed", "language": None,
+         "duration": None, "error": "cannot read the audio", "text": ""},
+        {"id": library["queued"], "source": "/talks/later.mp4", "state": "queued", "language": None,
+         "duration": None, "error": None, "text": ""},
+    ]
+
+
+def test_list_as_a_table(library, capsys):
+    assert run_cli(["library", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "STATE", "LANG", "DURATION", "SOURCE"]
+    assert lines[1].split() == [str(library["done"]), "done", "en", "0:08", "/talks/keynote.wav"]
+    assert "cannot read the audio" in lines[2]
+    # `library` alone lists too.
+    assert run_cli(["library"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_an_empty_library_lists_nothing_and_is_not_created(capsys):
+    assert run_cli(["library", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert not library_path().exists()
+
+
+def test_export_writes_the_edited_transcript(library, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run_cli(["library", "export", str(library["done"]), "-f", "srt,txt", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / "keynote.srt"), str(out / "keynote.txt")]
+    srt = (out / "keynote.srt").read_text(encoding="utf-8")
+    assert "00:00:02,500 --> 00:00:04,000\nWelcome to the keynote." in srt
+    assert "Welcome to the keynote." in (out / "keynote.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [("missing", "no job"), ("queued", "is queued")],
+)
+def test_export_of_a_missing_or_unfinished_job_fails_clearly(library, tmp_path, capsys, which, message):
+    job_id = library.get(which, 999)
+    assert run_cli(["library", "export", str(job_id), "-o", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_2(library, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        run_cli(["library", "export", str(library["done"]), "-f", "pdf", "-o", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "unknown format" in capsys.readouterr().err
+    assert run_cli(["library", "export", str(library["done"]), "-o", str(tmp_path / "nowhere")]) == 2
+
+
+def test_the_installed_command_line_lists_while_the_library_is_open(library):
+    # WAL: another process reads while this one holds the library open (as the window does).
+    with Store():
+        result = subprocess.run(
+            [sys.executable, "-m", "desktop", "library", "list", "--json"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True,
+        )
+    assert [job["state"] for job in json.loads(result.stdout)] == ["done", "failed", "queued"]
