@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from desktop import __version__
+from desktop.core.segment import Segment
 
 SUBCOMMANDS = ("transcribe", "models", "library", "record", "devices")
 FORMATS = ("srt", "vtt", "txt", "docx", "json")
@@ -109,7 +110,7 @@ class _Input:
     done_s: float = 0.0
     language: str = ""
     language_probability: float = 0.0
-    segments: list = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
     error: str | None = None
     finished: bool = False
 
@@ -214,8 +215,6 @@ def run_transcribe(args: argparse.Namespace) -> int:
             if item.error and item.finished:
                 progress.clear()
                 print(f"{item.path}: {item.error}", file=sys.stderr)
-                item.error = item.error  # reported once
-                item.finished = True
             progress.show(inputs, started_at)
     finally:
         signal.signal(signal.SIGINT, previous_handler)

@@ -136,14 +136,11 @@ class Engine:
         pool = ThreadPoolExecutor(max_workers=self.prepare_workers, thread_name_prefix="verbatim-prepare")
         max_pending = max(8, 3 * batch_size)
 
-        def unfinished() -> int:
-            return sum(1 for s in states if not s.finished)
-
         def feed() -> None:
             try:
                 for job in jobs:
                     with cond:
-                        while unfinished() >= max_pending and not stop.is_set():
+                        while len(states) >= max_pending and not stop.is_set():
                             cond.wait(_WAIT_S)
                         if stop.is_set():
                             return
@@ -167,6 +164,9 @@ class Engine:
                             state.future.cancel()
                             yield JobCancelled(state.job.job_id)
                     return
+                with cond:
+                    # Settled jobs leave the working list: a window's run can last all day.
+                    states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
                 batch = self._next_batch(states, batch_size, events)
                 yield from events
@@ -383,6 +383,12 @@ class Engine:
                 if item.state.language is None:
                     item.state.language, item.state.language_probability = fixed, 1.0
             return
+        if all(
+            item.state.language is not None and item.chunk.duration_s < LANGUAGE_SWITCH_MIN_S for item in batch
+        ):
+            for item in batch:
+                item.language = item.state.language
+            return  # nothing in this batch could use a detection
         results = self.whisper.model.detect_language(encoder_output)
         per_item = [(result[0][0][2:-2], float(result[0][1])) for result in results]
         totals: dict[int, dict[str, float]] = {}

@@ -101,8 +101,6 @@ def load_model(
             except Exception as exc:  # noqa: BLE001 - CUDA fails in many ways (cuBLAS missing, OOM, driver)
                 note = f"CUDA failed ({_first_line(exc)}); using the CPU"
                 whisper = None
-        if device == "cuda" and note:
-            log.warning("%s", note)
     if whisper is None:
         chosen = "cpu"
         compute_type = pick_compute_type("cpu", compute_type if compute_type in ("int8", "float32") else "auto")
@@ -116,7 +114,8 @@ def load_model(
     else:
         status("warming")
     if note:
-        log.info("%s", note)
+        # Asked for CUDA and not getting it is worth a warning; `auto` falling back is expected.
+        log.log(logging.WARNING if device == "cuda" else logging.INFO, "%s", note)
     status("ready")
     return LoadedModel(
         name=name,
