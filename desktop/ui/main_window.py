@@ -282,6 +282,11 @@ class MainWindow(QMainWindow):
         self.job_title.setProperty("role", "panel-title")
         self.job_details = QLabel("")
         self.job_details.setProperty("role", "hint")
+        # Why a job failed gets a line of its own in the error colour, not a grey footnote.
+        self.job_error = QLabel("")
+        self.job_error.setProperty("role", "error")
+        self.job_error.setWordWrap(True)
+        self.job_error.hide()
         self.export_button = QPushButton(icon("export"), "Export…")
         self.export_button.clicked.connect(self.export_selected)
         self.edit_error = QLabel()
@@ -331,6 +336,7 @@ class MainWindow(QMainWindow):
         titles.setSpacing(2)
         titles.addWidget(self.job_title)
         titles.addWidget(self.job_details)
+        titles.addWidget(self.job_error)
         title_row.addLayout(titles, 1)
         title_row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         editor_layout.addLayout(title_row)
@@ -525,6 +531,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             self.job_title.setText("No job selected")
             self.job_details.setText("Select a job in the queue to see and edit its transcript.")
+            self.job_error.hide()
             self.transcript_model.times_editable = True
             return
         job = entry.job
@@ -537,9 +544,10 @@ class MainWindow(QMainWindow):
         details.append(_count(len(self.transcript_model.rows()), "segment"))
         if job.state == JobState.RUNNING:
             details.append("text editable now, times when done")
-        elif job.state == JobState.FAILED and job.error:
-            details.append(job.error)
         self.job_details.setText(" · ".join(details))
+        failed = job.state == JobState.FAILED and bool(job.error)
+        self.job_error.setText(f"Could not transcribe: {job.error}" if failed else "")
+        self.job_error.setVisible(failed)
         self.transcript_model.times_editable = job.state != JobState.RUNNING
 
     # -- following the newest segment --------------------------------------------------------------

@@ -321,3 +321,20 @@ def test_library_json_matches_the_window(qtbot, apps, loaded_model, make_speech,
     listed = json.loads(capsys.readouterr().out)
     assert [(j["source"], j["state"]) for j in listed] == [(str(clip.resolve()), "done")]
     assert listed[0]["text"] == app.store.load_transcript(listed[0]["id"]).text
+
+
+def test_a_failed_job_says_why_and_the_queue_goes_on(qtbot, apps, loaded_model, make_speech, tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"\x00\x01not audio" * 400)
+    clip = make_speech("The queue goes on.", name="after.wav")
+    app = apps(loaded_model)
+    app.window.add_paths([broken, clip])
+    qtbot.waitUntil(lambda: app.states() == {"broken.mp3": JobState.FAILED, "after.wav": JobState.DONE},
+                    timeout=JOB_TIMEOUT_MS)
+    failed_id = next(j.id for j in app.store.jobs() if j.state == JobState.FAILED)
+    app.window.select_job(failed_id)
+    assert app.window.job_error.isVisibleTo(app.window)
+    assert "not an audio or video file" in app.window.job_error.text()
+    done_id = next(j.id for j in app.store.jobs() if j.state == JobState.DONE)
+    app.window.select_job(done_id)
+    assert not app.window.job_error.isVisibleTo(app.window)
