@@ -95,11 +95,13 @@ def run_batched(whisper, paths, beam_size, batch_size):
 def run_verbatim(loaded, paths, beam_size, batch_size):
     texts = {i: [] for i in range(len(paths))}
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size)
-    for event in Engine(loaded).run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
+    engine = Engine(loaded)
+    for event in engine.run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
         if isinstance(event, SegmentsDecoded):
             texts[event.job_id].extend(s.text for s in event.segments)
         elif isinstance(event, JobFailed):
             print(f"  {paths[event.job_id].name}: {event.reason}", file=sys.stderr)
+    print(f"  verbatim phases: {engine.stats.summary()}")
     return [" ".join(texts[i]) for i in range(len(paths))]
 
 

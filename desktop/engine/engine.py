@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,33 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WAIT_S = 0.05
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
+
+
+class RunStats:
+    """Seconds spent per phase in one run, for benchmarks and logs. CPU-stage phases (decode, vad,
+    features) add up over the pool's threads; the others are on the decoder thread."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.batches = 0
+        self.items = 0
+        self.fallback_items = 0  # item retries, summed over temperatures
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+
+    def summary(self) -> str:
+        phases = " ".join(f"{name}={value:.2f}s" for name, value in sorted(self.seconds.items()))
+        mean = self.items / self.batches if self.batches else 0.0
+        return f"{self.batches} batches, {mean:.1f} items/batch, {self.fallback_items} fallback retries; {phases}"
 
 
 @dataclass
@@ -104,13 +134,17 @@ class _Decoded:
 class Engine:
     """Drives one loaded model. Thread-safe for `cancel_job`; `run` is used by one thread at a time."""
 
-    def __init__(self, model: LoadedModel, prepare_workers: int = 2) -> None:
+    def __init__(self, model: LoadedModel, prepare_workers: int | None = None) -> None:
         self.model = model
         self.whisper = model.whisper
-        self.prepare_workers = prepare_workers
+        # Decoding, VAD and features release the GIL for most of their time, so a thread per core keeps
+        # a GPU fed; on the CPU the model itself wants the cores, so fewer.
+        cores = os.cpu_count() or 2
+        self.prepare_workers = prepare_workers or (min(8, cores) if model.device == "cuda" else max(1, cores // 2))
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._tokenizers: dict[tuple[str, str], Any] = {}
+        self.stats = RunStats()  # of the current (or last) run
 
     def default_batch_size(self) -> int:
         # On the CPU, bigger batches only add padding work; on a GPU they fill the card.
@@ -129,6 +163,7 @@ class Engine:
         self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
     ) -> Iterator[Event]:
         batch_size = options.batch_size or self.default_batch_size()
+        self.stats = stats = RunStats()
         states: list[_JobState] = []
         cond = threading.Condition()
         feeding_done = threading.Event()
@@ -186,10 +221,11 @@ class Engine:
                     else:
                         cond.wait(_WAIT_S)
                         continue
-                try:
-                    first.exception(timeout=_WAIT_S)
-                except TimeoutError:
-                    pass
+                with stats.timed("wait"):
+                    try:
+                        first.exception(timeout=_WAIT_S)
+                    except TimeoutError:
+                        pass
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -247,16 +283,18 @@ class Engine:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
 
-        audio = job.audio if job.audio is not None else decode(job.source)
+        with self.stats.timed("decode"):
+            audio = job.audio if job.audio is not None else decode(job.source)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration_s = len(audio) / SAMPLE_RATE
         start_at_s = min(max(job.start_at_s, 0.0), duration_s)
         if start_at_s:
             audio = audio[int(start_at_s * SAMPLE_RATE) :]
         if options.vad:
-            speech = get_speech_timestamps(
-                audio, VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
-            )
+            with self.stats.timed("vad"):
+                speech = get_speech_timestamps(
+                    audio, VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
+                )
         else:
             step = CHUNK_S * SAMPLE_RATE
             speech = [{"start": i, "end": min(i + step, len(audio))} for i in range(0, len(audio), step)]
@@ -267,7 +305,8 @@ class Engine:
             for index, (piece, meta) in enumerate(zip(pieces, metadata)):
                 if len(piece) == 0:
                     continue
-                features = self.whisper.feature_extractor(piece)[..., :-1]
+                with self.stats.timed("features"):
+                    features = self.whisper.feature_extractor(piece)[..., :-1]
                 offset_s = float(meta["offset"])
                 chunk_duration_s = float(meta["duration"])
                 end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
@@ -293,7 +332,8 @@ class Engine:
                     state.finished = True
                     yield JobFailed(state.job.job_id, f"the speech model failed: {exc}")
             return
-        self._align_words(batch, decoded, encoder_output)
+        with self.stats.timed("align"):
+            self._align_words(batch, decoded, encoder_output)
 
         by_job: dict[int, list[Segment]] = {}
         for item, result in zip(batch, decoded):
@@ -329,7 +369,9 @@ class Engine:
                 state.finished = True
                 yield JobFinished(job_id)
 
-    def _generate_with_backoff(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], Any]:
+    def _generate_with_backoff(
+        self, batch: list[_Item], options: TranscribeOptions
+    ) -> tuple[list[_Decoded], np.ndarray]:
         try:
             return self._generate(batch, options)
         except RuntimeError as exc:
@@ -338,27 +380,41 @@ class Engine:
                 raise
             half = len(batch) // 2
             log.warning("out of GPU memory at batch %d; retrying as %d + %d", len(batch), half, len(batch) - half)
-            first, _ = self._generate_with_backoff(batch[:half], options)
-            second, _ = self._generate_with_backoff(batch[half:], options)
-            return first + second, None
+            first, first_output = self._generate_with_backoff(batch[:half], options)
+            second, second_output = self._generate_with_backoff(batch[half:], options)
+            return first + second, np.concatenate([first_output, second_output])
 
-    def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], Any]:
-        whisper = self.whisper
+    def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], np.ndarray]:
         features = np.stack([item.chunk.features for item in batch])
-        encoder_output = whisper.encode(features)
-        self._detect_languages(batch, encoder_output, options)
-        decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
+        self.stats.batches += 1
+        self.stats.items += len(batch)
+        with self.stats.timed("encode"):
+            encoder_output = self._encode(features)
+        with self.stats.timed("detect"):
+            self._detect_languages(batch, encoder_output, options)
+        with self.stats.timed("generate"):
+            decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
         # Temperature fallback, batched over the items that need it (usually none).
         for temperature in options.temperatures[1:]:
             retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
             if not retry:
                 break
-            sub = [batch[i] for i in retry]
-            sub_output = whisper.encode(np.stack([item.chunk.features for item in sub]))
-            again = self._generate_items(sub, sub_output, options, temperature=temperature)
+            self.stats.fallback_items += len(retry)
+            with self.stats.timed("fallback"):
+                sub = [batch[i] for i in retry]
+                again = self._generate_items(sub, encoder_output[retry], options, temperature=temperature)
             for i, result in zip(retry, again):
                 decoded[i] = result
         return decoded, encoder_output
+
+    def _encode(self, features: np.ndarray) -> np.ndarray:
+        """The encoder's output as a host array. Detection, decoding, fallback retries and word
+        alignment then take it or any subset of its rows without encoding again; on a GPU that
+        costs one small copy each way (faster-whisper does the same with several GPUs)."""
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        output = self.whisper.model.encode(get_ctranslate2_storage(features), to_cpu=True)
+        return np.array(output)  # a copy: the array must not outlive the StorageView's memory
 
     def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
         if self._is_silence(d, options):
@@ -389,7 +445,7 @@ class Engine:
             for item in batch:
                 item.language = item.state.language
             return  # nothing in this batch could use a detection
-        results = self.whisper.model.detect_language(encoder_output)
+        results = self.whisper.model.detect_language(_storage(encoder_output))
         per_item = [(result[0][0][2:-2], float(result[0][1])) for result in results]
         totals: dict[int, dict[str, float]] = {}
         for item, result in zip(batch, results):
@@ -441,7 +497,7 @@ class Engine:
         ]
         sampling = temperature > 0
         results = whisper.model.generate(
-            encoder_output,
+            _storage(encoder_output),
             prompts,
             beam_size=1 if sampling else options.beam_size,
             num_hypotheses=5 if sampling else 1,
@@ -469,7 +525,7 @@ class Engine:
             decoded.append(d)
         return decoded
 
-    def _align_words(self, batch: list[_Item], decoded: list[_Decoded], encoder_output: Any) -> None:
+    def _align_words(self, batch: list[_Item], decoded: list[_Decoded], encoder_output: np.ndarray) -> None:
         """Word timings by cross-attention alignment (one aligner call per language in the batch).
 
         Decoding runs without timestamp tokens, as faster-whisper's batched pipeline does: with them
@@ -484,13 +540,10 @@ class Engine:
                 groups.setdefault(item.language or item.state.language or "en", []).append(i)
         for language, indices in groups.items():
             tok = self._tokenizer(language, "transcribe")
-            if len(indices) == len(batch) and encoder_output is not None:
-                output = encoder_output
-            else:
-                output = whisper.encode(np.stack([batch[i].chunk.features for i in indices]))
+            output = encoder_output if len(indices) == len(batch) else encoder_output[indices]
             text_tokens = [[t for t in decoded[i].tokens if t < tok.eot] for i in indices]
             alignments = whisper.find_alignment(
-                tok, text_tokens, output, [_chunk_frames(batch[i].chunk) for i in indices]
+                tok, text_tokens, _storage(output), [_chunk_frames(batch[i].chunk) for i in indices]
             )
             for i, alignment in zip(indices, alignments):
                 _tidy_alignment(alignment)
@@ -588,6 +641,12 @@ def _tidy_alignment(alignment: list[dict[str, Any]]) -> None:
                 alignment[i]["end"] = alignment[i]["start"] + max_s
             elif alignment[i - 1]["word"] in SENTENCE_END:
                 alignment[i]["start"] = alignment[i]["end"] - max_s
+
+
+def _storage(array: np.ndarray) -> Any:
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
 
 def _chunk_frames(chunk: _Chunk) -> int:
