@@ -50,6 +50,7 @@ PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WAIT_S = 0.05
 LANGUAGE_SWITCH_MIN_S = 8.0
+VAD_WINDOW_S = 60
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
 
@@ -145,6 +146,7 @@ class Engine:
         self._lock = threading.Lock()
         self._tokenizers: dict[tuple[str, str], Any] = {}
         self.stats = RunStats()  # of the current (or last) run
+        self._pool: ThreadPoolExecutor | None = None
 
     def default_batch_size(self) -> int:
         # On the CPU, bigger batches only add padding work; on a GPU they fill the card.
@@ -229,6 +231,7 @@ class Engine:
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            self._close_cpu_pool()
 
     def _next_batch(self, states: list[_JobState], batch_size: int, events: list[Event]) -> list[_Item]:
         """Chunks for the next decoder batch, in queue order; settles jobs that need no decoding."""
@@ -280,8 +283,7 @@ class Engine:
 
     # -- CPU stage: decode, VAD, features ---------------------------------------------------------
     def _prepare(self, job: EngineJob, options: TranscribeOptions) -> _Prepared:
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
+        from faster_whisper.vad import SpeechTimestampsMap, collect_chunks
 
         with self.stats.timed("decode"):
             audio = job.audio if job.audio is not None else decode(job.source)
@@ -292,9 +294,7 @@ class Engine:
             audio = audio[int(start_at_s * SAMPLE_RATE) :]
         if options.vad:
             with self.stats.timed("vad"):
-                speech = get_speech_timestamps(
-                    audio, VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
-                )
+                speech = self._speech_timestamps(audio)
         else:
             step = CHUNK_S * SAMPLE_RATE
             speech = [{"start": i, "end": min(i + step, len(audio))} for i in range(0, len(audio), step)]
@@ -302,24 +302,62 @@ class Engine:
         chunks: list[_Chunk] = []
         if speech:
             pieces, metadata = collect_chunks(audio, speech, max_duration=CHUNK_S)
-            for index, (piece, meta) in enumerate(zip(pieces, metadata)):
-                if len(piece) == 0:
-                    continue
-                with self.stats.timed("features"):
-                    features = self.whisper.feature_extractor(piece)[..., :-1]
+            kept = [(index, piece, meta) for index, (piece, meta) in enumerate(zip(pieces, metadata)) if len(piece)]
+            with self.stats.timed("features"):
+                features = list(self._cpu_pool().map(self._features, [piece for _, piece, _ in kept]))
+            for (index, _, meta), chunk_features in zip(kept, features):
                 offset_s = float(meta["offset"])
                 chunk_duration_s = float(meta["duration"])
                 end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
                 chunks.append(
                     _Chunk(
                         index=index,
-                        features=np.ascontiguousarray(pad_or_trim(features, FRAMES_PER_CHUNK)),
+                        features=chunk_features,
                         offset_s=offset_s,
                         duration_s=chunk_duration_s,
                         end_s=min(end_s, duration_s),
                     )
                 )
         return _Prepared(duration_s=duration_s, chunks=chunks, timeline=timeline, start_at_s=start_at_s)
+
+    def _features(self, piece: np.ndarray) -> np.ndarray:
+        from faster_whisper.audio import pad_or_trim
+
+        features = self.whisper.feature_extractor(piece)[..., :-1]
+        return np.ascontiguousarray(pad_or_trim(features, FRAMES_PER_CHUNK))
+
+    def _cpu_pool(self) -> ThreadPoolExecutor:
+        """Threads for the pieces of one job (VAD windows, chunk features), made per run. Separate
+        from the job pool, whose tasks wait on these: sharing one pool could deadlock."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.prepare_workers, thread_name_prefix="verbatim-cpu")
+            return self._pool
+
+    def _close_cpu_pool(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _speech_timestamps(self, audio: np.ndarray) -> list[dict[str, int]]:
+        """Silero VAD; long audio in windows on several threads (its ONNX session uses one thread
+        per call). Windows are cut at the quietest 100 ms near each VAD_WINDOW_S mark, so a cut
+        falls in a pause, not in a word."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        vad_options = VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
+        bounds = window_bounds(audio, VAD_WINDOW_S * SAMPLE_RATE)
+        if len(bounds) <= 2:
+            return get_speech_timestamps(audio, vad_options)
+
+        def window(start: int, stop: int) -> list[dict[str, int]]:
+            found = get_speech_timestamps(audio[start:stop], vad_options)
+            return [{"start": s["start"] + start, "end": s["end"] + start} for s in found]
+
+        parts = self._cpu_pool().map(window, bounds[:-1], bounds[1:])
+        return [segment for part in parts for segment in part]
+
 
     # -- decoder stage ----------------------------------------------------------------------------
     def _decode_batch(self, batch: list[_Item], options: TranscribeOptions) -> Iterator[Event]:
@@ -641,6 +679,27 @@ def _tidy_alignment(alignment: list[dict[str, Any]]) -> None:
                 alignment[i]["end"] = alignment[i]["start"] + max_s
             elif alignment[i - 1]["word"] in SENTENCE_END:
                 alignment[i]["start"] = alignment[i]["end"] - max_s
+
+
+def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE) -> list[int]:
+    """Sample positions [0, ..., len(audio)] about `window` apart, each moved to the quietest
+    100 ms within `search` samples of its mark."""
+    frame = SAMPLE_RATE // 10
+    bounds = [0]
+    mark = window
+    while mark < len(audio) - window // 2:
+        lo, hi = max(bounds[-1] + frame, mark - search), min(len(audio) - frame, mark + search)
+        region = audio[lo:hi]
+        usable = len(region) // frame * frame
+        if usable >= frame:
+            energy = np.square(region[:usable]).reshape(-1, frame).sum(axis=1)
+            cut = lo + int(np.argmin(energy)) * frame + frame // 2
+        else:
+            cut = mark
+        bounds.append(cut)
+        mark = cut + window
+    bounds.append(len(audio))
+    return bounds
 
 
 def _storage(array: np.ndarray) -> Any:

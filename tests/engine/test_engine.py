@@ -203,3 +203,36 @@ def test_group_words_splits_sentences_pauses_and_long_runs():
     assert ["".join(x.text for x in g) for g in groups] == [" Hello there.", " How are", " you today?"]
     long_run = [w(i * 0.3, i * 0.3 + 0.3, " word") for i in range(60)]
     assert all(g[-1].end_s - g[0].start_s <= 10.0 + 1e-9 for g in group_words(long_run))
+
+
+def test_window_bounds_fall_in_pauses():
+    from desktop.engine.engine import window_bounds
+
+    rng = np.random.default_rng(3)
+    rate = 16000
+    # 10 s of "speech" (noise), 0.5 s of silence, repeated: every cut must land in a silence.
+    block = np.concatenate([rng.uniform(-0.5, 0.5, 10 * rate), np.zeros(rate // 2)]).astype(np.float32)
+    audio = np.tile(block, 20)
+    bounds = window_bounds(audio, 30 * rate)
+    assert bounds[0] == 0 and bounds[-1] == len(audio)
+    assert all(b - a > 20 * rate for a, b in zip(bounds, bounds[1:-1]))
+    for cut in bounds[1:-1]:
+        assert audio[cut - 400 : cut + 400].max() == 0.0, cut
+
+
+def test_windowed_vad_matches_one_pass(loaded_model, make_speech, monkeypatch):
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from desktop.engine import engine as engine_module
+
+    audio, _ = soundfile.read(str(make_speech(EN_TEXT + " " + DE_TEXT, "en", rate=16000)), dtype="float32")
+    pause = np.zeros(16000, dtype=np.float32)
+    long_audio = np.concatenate([audio, pause] * 6)
+    whole = get_speech_timestamps(long_audio, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
+    monkeypatch.setattr(engine_module, "VAD_WINDOW_S", 15)
+    engine = Engine(loaded_model, prepare_workers=3)
+    windowed = engine._speech_timestamps(long_audio)
+    engine._close_cpu_pool()
+    speech_s = lambda segs: sum(s["end"] - s["start"] for s in segs) / 16000  # noqa: E731
+    assert speech_s(windowed) == pytest.approx(speech_s(whole), rel=0.03)
+    assert len(windowed) == pytest.approx(len(whole), abs=2)
