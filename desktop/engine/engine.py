@@ -130,6 +130,7 @@ class _Decoded:
     text: str = ""
     compression_ratio: float = 0.0
     words: list[dict[str, Any]] = field(default_factory=list)  # chunk-local times
+    runaway: bool = False
 
 
 class Engine:
@@ -457,7 +458,11 @@ class Engine:
     def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
         if self._is_silence(d, options):
             return False
-        return d.compression_ratio > options.compression_ratio_threshold or d.avg_logprob < options.log_prob_threshold
+        return (
+            d.runaway
+            or d.compression_ratio > options.compression_ratio_threshold
+            or d.avg_logprob < options.log_prob_threshold
+        )
 
     @staticmethod
     def _is_silence(d: _Decoded, options: TranscribeOptions) -> bool:
@@ -541,14 +546,14 @@ class Engine:
             num_hypotheses=5 if sampling else 1,
             sampling_topk=0 if sampling else 1,
             sampling_temperature=temperature if sampling else 1.0,
-            max_length=whisper.max_length,
+            max_length=min(whisper.max_length, len(prompts[0]) + max(_token_allowance(item) for item in batch)),
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(first, [-1]),
             return_scores=True,
             return_no_speech_prob=True,
         )
         decoded: list[_Decoded] = []
-        for tok, result in zip(tokenizers, results):
+        for item, tok, result in zip(batch, tokenizers, results):
             best = max(range(len(result.sequences_ids)), key=lambda i: result.scores[i])
             tokens = list(result.sequences_ids[best])
             avg_logprob = result.scores[best] * len(tokens) / (len(tokens) + 1)
@@ -559,6 +564,8 @@ class Engine:
                 no_speech_prob=float(result.no_speech_prob),
                 text=text,
                 compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
+                # More tokens than this chunk's speech can hold: a loop, however well it compresses.
+                runaway=len(tokens) >= _token_allowance(item),
             )
             decoded.append(d)
         return decoded
@@ -700,6 +707,17 @@ def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE)
         mark = cut + window
     bounds.append(len(audio))
     return bounds
+
+
+# No speech needs more tokens per second than this (fast speech in byte-heavy scripts stays well
+# below); a loop does, and without a cap a 4 s chunk's loop runs to the model's 448 tokens at
+# every fallback temperature.
+MAX_TOKENS_PER_S = 25
+MIN_TOKEN_ALLOWANCE = 32
+
+
+def _token_allowance(item: _Item) -> int:
+    return MIN_TOKEN_ALLOWANCE + math.ceil(item.chunk.duration_s * MAX_TOKENS_PER_S)
 
 
 def _storage(array: np.ndarray) -> Any:
