@@ -236,3 +236,20 @@ def test_windowed_vad_matches_one_pass(loaded_model, make_speech, monkeypatch):
     speech_s = lambda segs: sum(s["end"] - s["start"] for s in segs) / 16000  # noqa: E731
     assert speech_s(windowed) == pytest.approx(speech_s(whole), rel=0.03)
     assert len(windowed) == pytest.approx(len(whole), abs=2)
+
+
+def test_output_past_the_token_allowance_counts_as_a_loop(loaded_model):
+    from dataclasses import replace
+
+    from desktop.engine.engine import _Chunk, _Decoded, _Item, _JobState, _token_allowance
+
+    options = TranscribeOptions()
+    engine = Engine(loaded_model)
+    fine = _Decoded(tokens=[1] * 20, avg_logprob=-0.2, no_speech_prob=0.01, text="fine", compression_ratio=1.2)
+    assert not engine._needs_fallback(fine, options)
+    assert engine._needs_fallback(replace(fine, runaway=True), options)
+    # A silent chunk is never retried, loop or not.
+    assert not engine._needs_fallback(replace(fine, runaway=True, no_speech_prob=0.9, avg_logprob=-1.5), options)
+    chunk = _Chunk(index=0, features=np.zeros((80, 3000), np.float32), offset_s=0.0, duration_s=4.0, end_s=4.0)
+    item = _Item(_JobState(EngineJob(0, Path("x")), future=None), chunk)  # type: ignore[arg-type]
+    assert 100 <= _token_allowance(item) <= 150  # 4 s of speech never needs the model's 448 tokens
