@@ -434,6 +434,7 @@ class Engine:
         with self.stats.timed("generate"):
             decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
         # Temperature fallback, batched over the items that need it (usually none).
+        attempts: list[list[_Decoded]] = [[d] for d in decoded]
         for temperature in options.temperatures[1:]:
             retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
             if not retry:
@@ -443,7 +444,11 @@ class Engine:
                 sub = [batch[i] for i in retry]
                 again = self._generate_items(sub, encoder_output[retry], options, temperature=temperature)
             for i, result in zip(retry, again):
+                attempts[i].append(result)
                 decoded[i] = result
+        for i, d in enumerate(decoded):
+            if len(attempts[i]) > 1 and self._needs_fallback(d, options):
+                decoded[i] = _best_attempt(attempts[i], options)
         return decoded, encoder_output
 
     def _encode(self, features: np.ndarray) -> np.ndarray:
@@ -714,6 +719,15 @@ def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE)
 # every fallback temperature.
 MAX_TOKENS_PER_S = 25
 MIN_TOKEN_ALLOWANCE = 32
+
+
+def _best_attempt(attempts: list[_Decoded], options: TranscribeOptions) -> _Decoded:
+    """When every temperature failed: the most confident attempt that is not a loop, else the most
+    confident of all (faster-whisper's rule; the last, hottest sample is usually the worst)."""
+    not_loops = [
+        d for d in attempts if not d.runaway and d.compression_ratio <= options.compression_ratio_threshold
+    ]
+    return max(not_loops or attempts, key=lambda d: d.avg_logprob)
 
 
 def _token_allowance(item: _Item) -> int:
