@@ -16,8 +16,10 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +76,15 @@ class RunStats:
             elapsed = time.perf_counter() - start
             with self._lock:
                 self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
+
+    def count_batch(self, items: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.items += items
+
+    def count_fallback(self, items: int) -> None:
+        with self._lock:
+            self.fallback_items += items
 
     def summary(self) -> str:
         phases = " ".join(f"{name}={value:.2f}s" for name, value in sorted(self.seconds.items()))
@@ -136,7 +147,9 @@ class _Decoded:
 class Engine:
     """Drives one loaded model. Thread-safe for `cancel_job`; `run` is used by one thread at a time."""
 
-    def __init__(self, model: LoadedModel, prepare_workers: int | None = None) -> None:
+    def __init__(
+        self, model: LoadedModel, prepare_workers: int | None = None, parallel_batches: int | None = None
+    ) -> None:
         self.model = model
         self.whisper = model.whisper
         # Decoding, VAD and features release the GIL for most of their time, so a thread per core keeps
@@ -146,6 +159,11 @@ class Engine:
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._tokenizers: dict[tuple[str, str], Any] = {}
+        # Batches in flight: one per GPU replica, plus one whose CPU-side work (prompts, alignment,
+        # copies) overlaps the GPU's; on the CPU one (the model already uses every core).
+        self.parallel_batches = parallel_batches or (
+            len(model.device_indices) + 1 if model.device == "cuda" else 1
+        )
         self.stats = RunStats()  # of the current (or last) run
         self._pool: ThreadPoolExecutor | None = None
 
@@ -172,6 +190,9 @@ class Engine:
         feeding_done = threading.Event()
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.prepare_workers, thread_name_prefix="verbatim-prepare")
+        parallel = self.parallel_batches
+        decoders = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verbatim-decode")
+        in_flight: deque[tuple[list[_Item], Future[list[_Decoded]]]] = deque()
         max_pending = max(8, 3 * batch_size)
 
         def feed() -> None:
@@ -206,12 +227,20 @@ class Engine:
                     # Settled jobs leave the working list: a window's run can last all day.
                     states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
-                batch = self._next_batch(states, batch_size, events)
+                batch = self._next_batch(states, batch_size, events) if len(in_flight) < parallel else []
                 yield from events
                 if batch:
-                    yield from self._decode_batch(batch, options)
-                    with cond:
-                        cond.notify_all()
+                    in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
+                    continue
+                if in_flight:
+                    head_batch, head = in_flight[0]
+                    with stats.timed("wait_batch"):
+                        done = futures_wait([head], timeout=_WAIT_S).done
+                    if done:
+                        in_flight.popleft()
+                        yield from self._emit_batch(head_batch, head, options)
+                        with cond:
+                            cond.notify_all()
                     continue
                 if events:
                     continue
@@ -232,6 +261,7 @@ class Engine:
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            decoders.shutdown(wait=False, cancel_futures=True)
             self._close_cpu_pool()
 
     def _next_batch(self, states: list[_JobState], batch_size: int, events: list[Event]) -> list[_Item]:
@@ -361,18 +391,28 @@ class Engine:
 
 
     # -- decoder stage ----------------------------------------------------------------------------
-    def _decode_batch(self, batch: list[_Item], options: TranscribeOptions) -> Iterator[Event]:
+    def _compute_batch(self, batch: list[_Item], options: TranscribeOptions) -> list[_Decoded]:
+        """The model's part of a batch (encode, detect, decode, fallback, align). Runs on a decoder
+        thread, several at once when there are several GPUs; touches no job state but languages."""
+        decoded, encoder_output = self._generate_with_backoff(batch, options)
+        with self.stats.timed("align"):
+            self._align_words(batch, decoded, encoder_output)
+        return decoded
+
+    def _emit_batch(
+        self, batch: list[_Item], computed: Future[list[_Decoded]], options: TranscribeOptions
+    ) -> Iterator[Event]:
+        """Segments, progress and endings of a computed batch, on the caller's thread, in the order
+        batches were dispatched (so every job's segments stay in time order)."""
         try:
-            decoded, encoder_output = self._generate_with_backoff(batch, options)
+            decoded = computed.result()
         except Exception as exc:  # noqa: BLE001 - fail these jobs, keep the queue going
-            log.exception("decoding a batch failed")
+            log.error("decoding a batch failed", exc_info=exc)
             for state in _unique_states(batch):
                 if not state.finished:
                     state.finished = True
                     yield JobFailed(state.job.job_id, f"the speech model failed: {exc}")
             return
-        with self.stats.timed("align"):
-            self._align_words(batch, decoded, encoder_output)
 
         by_job: dict[int, list[Segment]] = {}
         for item, result in zip(batch, decoded):
@@ -425,8 +465,7 @@ class Engine:
 
     def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], np.ndarray]:
         features = np.stack([item.chunk.features for item in batch])
-        self.stats.batches += 1
-        self.stats.items += len(batch)
+        self.stats.count_batch(len(batch))
         with self.stats.timed("encode"):
             encoder_output = self._encode(features)
         with self.stats.timed("detect"):
@@ -439,7 +478,7 @@ class Engine:
             retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
             if not retry:
                 break
-            self.stats.fallback_items += len(retry)
+            self.stats.count_fallback(len(retry))
             with self.stats.timed("fallback"):
                 sub = [batch[i] for i in retry]
                 again = self._generate_items(sub, encoder_output[retry], options, temperature=temperature)
@@ -482,41 +521,47 @@ class Engine:
         language, so a recording that switches language is not forced through the wrong one."""
         if options.language or not self.whisper.model.is_multilingual:
             fixed = options.language or "en"
-            for item in batch:
-                item.language = fixed
-                if item.state.language is None:
-                    item.state.language, item.state.language_probability = fixed, 1.0
+            with self._lock:
+                for item in batch:
+                    item.language = fixed
+                    if item.state.language is None:
+                        item.state.language, item.state.language_probability = fixed, 1.0
             return
-        if all(
-            item.state.language is not None and item.chunk.duration_s < LANGUAGE_SWITCH_MIN_S for item in batch
-        ):
-            for item in batch:
-                item.language = item.state.language
-            return  # nothing in this batch could use a detection
+        # Job languages are shared with the other decoder threads (a file's chunks can sit in two
+        # batches in flight): read and set them under the lock, the first setter wins.
+        with self._lock:
+            known = all(
+                item.state.language is not None and item.chunk.duration_s < LANGUAGE_SWITCH_MIN_S for item in batch
+            )
+            if known:
+                for item in batch:
+                    item.language = item.state.language
+                return  # nothing in this batch could use a detection
         results = self.whisper.model.detect_language(_storage(encoder_output))
         per_item = [(result[0][0][2:-2], float(result[0][1])) for result in results]
-        totals: dict[int, dict[str, float]] = {}
-        for item, result in zip(batch, results):
-            if item.state.language is None:
-                bucket = totals.setdefault(id(item.state), {})
-                for token, probability in result:
-                    bucket[token[2:-2]] = bucket.get(token[2:-2], 0.0) + float(probability)
-        for item, (language, probability) in zip(batch, per_item):
-            state = item.state
-            if state.language is None:
-                if item.chunk.index == state.prepared_first_index() and probability >= 0.5:
-                    state.language, state.language_probability = language, probability
-                else:
-                    bucket = totals[id(state)]
-                    best, total = max(bucket.items(), key=lambda kv: kv[1])
-                    count = sum(1 for other in batch if other.state is state)
-                    state.language, state.language_probability = best, total / count
-            switch = (
-                language != state.language
-                and probability >= LANGUAGE_SWITCH_MIN_PROBABILITY
-                and item.chunk.duration_s >= LANGUAGE_SWITCH_MIN_S
-            )
-            item.language = language if switch else state.language
+        with self._lock:
+            totals: dict[int, dict[str, float]] = {}
+            for item, result in zip(batch, results):
+                if item.state.language is None:
+                    bucket = totals.setdefault(id(item.state), {})
+                    for token, probability in result:
+                        bucket[token[2:-2]] = bucket.get(token[2:-2], 0.0) + float(probability)
+            for item, (language, probability) in zip(batch, per_item):
+                state = item.state
+                if state.language is None:
+                    if item.chunk.index == state.prepared_first_index() and probability >= 0.5:
+                        state.language, state.language_probability = language, probability
+                    else:
+                        bucket = totals[id(state)]
+                        best, total = max(bucket.items(), key=lambda kv: kv[1])
+                        count = sum(1 for other in batch if other.state is state)
+                        state.language, state.language_probability = best, total / count
+                switch = (
+                    language != state.language
+                    and probability >= LANGUAGE_SWITCH_MIN_PROBABILITY
+                    and item.chunk.duration_s >= LANGUAGE_SWITCH_MIN_S
+                )
+                item.language = language if switch else state.language
 
     def _tokenizer(self, language: str, task: str) -> Any:
         key = (language, task)
