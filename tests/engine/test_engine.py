@@ -270,3 +270,30 @@ def test_batches_in_flight_together_give_the_serial_result_in_order(loaded_model
         assert text_of(parallel, job_id) == text_of(serial, job_id)
         segments = [s for e in ours if isinstance(e, SegmentsDecoded) for s in e.segments]
         assert all(a.end_s <= b.start_s + 1e-6 for a, b in zip(segments, segments[1:]))
+
+
+def test_out_of_memory_halves_the_batch_and_fails_no_job(loaded_model, make_speech, monkeypatch):
+    files = [make_speech(EN_TEXT, "en"), make_speech(DE_TEXT, "de"), make_speech(ES_TEXT, "es"),
+             make_speech("Hello world. This is the first file of the test.", "en")]
+    jobs = [EngineJob(i, f) for i, f in enumerate(files)]
+    options = TranscribeOptions(batch_size=4, temperatures=(0.0,))
+    reference = run(loaded_model, jobs, options)
+
+    engine = Engine(loaded_model)
+    real_generate = engine._generate
+    sizes: list[int] = []
+
+    def generate_on_a_small_card(batch, opts):
+        sizes.append(len(batch))
+        if len(batch) > 1:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return real_generate(batch, opts)
+
+    monkeypatch.setattr(engine, "_generate", generate_on_a_small_card)
+    events = list(engine.run(jobs, options, threading.Event()))
+    # Batches of several items were tried (files finish preparing at different times, so their size
+    # varies) and went on in halves down to single items.
+    assert any(size > 1 for size in sizes) and 1 in sizes
+    assert not [e for e in events if isinstance(e, JobFailed)]
+    for job_id in range(len(files)):
+        assert text_of(events, job_id) == text_of(reference, job_id)
