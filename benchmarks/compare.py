@@ -96,10 +96,10 @@ def run_batched(whisper, paths, beam_size, batch_size):
     return texts
 
 
-def run_verbatim(loaded, paths, beam_size, batch_size):
+def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None):
     texts = {i: [] for i in range(len(paths))}
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size)
-    engine = Engine(loaded)
+    engine = Engine(loaded, parallel_batches=parallel_batches)
     for event in engine.run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
         if isinstance(event, SegmentsDecoded):
             texts[event.job_id].extend(s.text for s in event.segments)
@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="Verbatim's batch size (default: engine's)")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--model", default="base")
+    parser.add_argument("--workers-per-gpu", type=int, default=1, help="CTranslate2 workers on each GPU")
+    parser.add_argument("--parallel-batches", type=int, default=None, help="Verbatim's batches in flight")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
     args = parser.parse_args()
@@ -127,7 +129,8 @@ def main() -> None:
     from desktop.engine.audio import decode
 
     audio_s = sum(len(decode(p)) / 16000 for p in paths)
-    loaded = load_model(args.model, device=args.device, compute_type=args.compute_type)
+    loaded = load_model(args.model, device=args.device, compute_type=args.compute_type,
+                        workers_per_gpu=args.workers_per_gpu)
     print(f"model {loaded.description}; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
 
     rows = []
@@ -143,7 +146,7 @@ def main() -> None:
             elif name.startswith("batched"):
                 texts = run_batched(loaded.whisper, paths, args.beam_size, int(name[len("batched"):] or 8))
             elif name == "verbatim":
-                texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size)
+                texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size, args.parallel_batches)
             else:
                 raise SystemExit(f"unknown pipeline {name}")
             wall_s = time.perf_counter() - start

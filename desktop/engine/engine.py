@@ -162,7 +162,7 @@ class Engine:
         # Batches in flight: one per GPU replica, plus one whose CPU-side work (prompts, alignment,
         # copies) overlaps the GPU's; on the CPU one (the model already uses every core).
         self.parallel_batches = parallel_batches or (
-            len(model.device_indices) + 1 if model.device == "cuda" else 1
+            len(model.device_indices) * model.workers_per_gpu + 1 if model.device == "cuda" else 1
         )
         self.stats = RunStats()  # of the current (or last) run
         self._pool: ThreadPoolExecutor | None = None

@@ -27,6 +27,7 @@ class LoadedModel:
     device_note: str | None
     whisper: Any  # faster_whisper.WhisperModel
     device_indices: tuple[int, ...] = (0,)
+    workers_per_gpu: int = 1
 
     @property
     def description(self) -> str:
@@ -66,6 +67,7 @@ def load_model(
     on_status: Callable[[str], None] | None = None,
     device_indices: tuple[int, ...] | None = None,
     cpu_threads: int = 0,
+    workers_per_gpu: int = 1,
 ) -> LoadedModel:
     """Resolve (assemble or download) the model, load it on the best device and warm it up."""
     from desktop.engine import models
@@ -93,7 +95,7 @@ def load_model(
         else:
             try:
                 chosen_type = pick_compute_type("cuda", compute_type)
-                whisper = _construct(path, "cuda", chosen_type, list(indices), cpu_threads)
+                whisper = _construct(path, "cuda", chosen_type, list(indices), cpu_threads, workers_per_gpu)
                 _warm(whisper)
                 chosen = "cuda"
                 compute_type = chosen_type
@@ -106,7 +108,7 @@ def load_model(
         compute_type = pick_compute_type("cpu", compute_type if compute_type in ("int8", "float32") else "auto")
         device_indices = (0,)
         try:
-            whisper = _construct(path, "cpu", compute_type, [0], cpu_threads)
+            whisper = _construct(path, "cpu", compute_type, [0], cpu_threads, 1)
         except Exception as exc:  # noqa: BLE001
             raise models.ModelError(f"cannot load the model at {path}: {_first_line(exc)}") from exc
         status("warming")
@@ -125,10 +127,13 @@ def load_model(
         device_note=note,
         whisper=whisper,
         device_indices=tuple(device_indices or (0,)),
+        workers_per_gpu=workers_per_gpu if chosen == "cuda" else 1,
     )
 
 
-def _construct(path: Path, device: str, compute_type: str, indices: list[int], cpu_threads: int) -> Any:
+def _construct(
+    path: Path, device: str, compute_type: str, indices: list[int], cpu_threads: int, workers: int
+) -> Any:
     from faster_whisper import WhisperModel
 
     return WhisperModel(
@@ -137,8 +142,9 @@ def _construct(path: Path, device: str, compute_type: str, indices: list[int], c
         device_index=indices,
         compute_type=compute_type,
         cpu_threads=cpu_threads,
-        # One replica per GPU; the engine keeps all of them busy (see Engine).
-        num_workers=max(1, len(indices)),
+        # Workers per device (CTranslate2's inter_threads): with several GPUs, one replica on each,
+        # and the engine keeps that many batches in flight (see Engine.parallel_batches).
+        num_workers=workers,
         local_files_only=True,
     )
 
