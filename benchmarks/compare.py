@@ -96,10 +96,10 @@ def run_batched(whisper, paths, beam_size, batch_size):
     return texts
 
 
-def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None):
+def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, prepare_workers=None):
     texts = {i: [] for i in range(len(paths))}
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size)
-    engine = Engine(loaded, parallel_batches=parallel_batches)
+    engine = Engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
     for event in engine.run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
         if isinstance(event, SegmentsDecoded):
             texts[event.job_id].extend(s.text for s in event.segments)
@@ -118,7 +118,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="Verbatim's batch size (default: engine's)")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--model", default="base")
-    parser.add_argument("--workers-per-gpu", type=int, default=1, help="CTranslate2 workers on each GPU")
+    parser.add_argument("--workers-per-gpu", type=int, default=2, help="CTranslate2 workers on each GPU")
+    parser.add_argument("--prepare-workers", type=int, default=None, help="Verbatim's CPU-stage threads")
     parser.add_argument("--parallel-batches", type=int, default=None, help="Verbatim's batches in flight")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
@@ -146,7 +147,8 @@ def main() -> None:
             elif name.startswith("batched"):
                 texts = run_batched(loaded.whisper, paths, args.beam_size, int(name[len("batched"):] or 8))
             elif name == "verbatim":
-                texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size, args.parallel_batches)
+                texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size, args.parallel_batches,
+                                     args.prepare_workers)
             else:
                 raise SystemExit(f"unknown pipeline {name}")
             wall_s = time.perf_counter() - start
