@@ -18,8 +18,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from desktop.core.segment import Segment, Word
-from desktop.engine.audio import SAMPLE_RATE, AudioError, decode
+from desktop.engine.audio import SAMPLE_RATE, AudioError
 from desktop.engine.events import (
     EngineJob,
     Event,
@@ -40,19 +41,21 @@ from desktop.engine.events import (
     TranscribeOptions,
 )
 from desktop.engine.loading import LoadedModel
+from desktop.engine.prepare import (
+    FRAMES_PER_CHUNK,
+    Chunk,
+    discard_worker_processes,
+    prepare_audio,
+    prepare_in_process,
+    worker_processes,
+)
 
 log = logging.getLogger(__name__)
 
-CHUNK_S = 30
-FRAMES_PER_CHUNK = 3000
-# VAD settings of faster-whisper's batched pipeline: short pauses split speech, so chunks end at
-# natural breaks and never cut a word.
-VAD_MIN_SILENCE_MS = 160
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WAIT_S = 0.05
 LANGUAGE_SWITCH_MIN_S = 8.0
-VAD_WINDOW_S = 60
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
 
@@ -77,6 +80,10 @@ class RunStats:
             with self._lock:
                 self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
 
+    def add(self, phase: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
     def count_batch(self, items: int) -> None:
         with self._lock:
             self.batches += 1
@@ -93,18 +100,9 @@ class RunStats:
 
 
 @dataclass
-class _Chunk:
-    index: int
-    features: np.ndarray  # (n_mels, 3000) float32
-    offset_s: float  # start in the speech-only timeline
-    duration_s: float
-    end_s: float  # end in the original timeline (for progress)
-
-
-@dataclass
 class _Prepared:
     duration_s: float
-    chunks: list[_Chunk]
+    chunks: list[Chunk]
     timeline: Any  # faster_whisper.vad.SpeechTimestampsMap, speech-only -> original time
     start_at_s: float
 
@@ -129,7 +127,7 @@ class _JobState:
 @dataclass
 class _Item:
     state: _JobState
-    chunk: _Chunk
+    chunk: Chunk
     language: str | None = None  # the language this chunk is decoded in
 
 
@@ -148,7 +146,11 @@ class Engine:
     """Drives one loaded model. Thread-safe for `cancel_job`; `run` is used by one thread at a time."""
 
     def __init__(
-        self, model: LoadedModel, prepare_workers: int | None = None, parallel_batches: int | None = None
+        self,
+        model: LoadedModel,
+        prepare_workers: int | None = None,
+        parallel_batches: int | None = None,
+        prepare_in_processes: bool | None = None,
     ) -> None:
         self.model = model
         self.whisper = model.whisper
@@ -166,6 +168,13 @@ class Engine:
         )
         self.stats = RunStats()  # of the current (or last) run
         self._pool: ThreadPoolExecutor | None = None
+        # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
+        # there it runs in worker processes. On the CPU the model wants the cores; threads suffice.
+        if prepare_in_processes is None:
+            prepare_in_processes = model.device == "cuda"
+        self._processes: ProcessPoolExecutor | None = (
+            worker_processes(dict(model.whisper.feat_kwargs), self.prepare_workers) if prepare_in_processes else None
+        )
 
     def default_batch_size(self) -> int:
         # On the CPU, bigger batches only add padding work; on a GPU they fill the card.
@@ -314,48 +323,34 @@ class Engine:
 
     # -- CPU stage: decode, VAD, features ---------------------------------------------------------
     def _prepare(self, job: EngineJob, options: TranscribeOptions) -> _Prepared:
-        from faster_whisper.vad import SpeechTimestampsMap, collect_chunks
+        from faster_whisper.vad import SpeechTimestampsMap
 
-        with self.stats.timed("decode"):
-            audio = job.audio if job.audio is not None else decode(job.source)
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-        duration_s = len(audio) / SAMPLE_RATE
-        start_at_s = min(max(job.start_at_s, 0.0), duration_s)
-        if start_at_s:
-            audio = audio[int(start_at_s * SAMPLE_RATE) :]
-        if options.vad:
-            with self.stats.timed("vad"):
-                speech = self._speech_timestamps(audio)
+        processes = self._processes
+        if processes is not None:
+            try:
+                prepared = processes.submit(
+                    prepare_in_process, job.source, job.audio, job.start_at_s, options.vad
+                ).result()
+            except BrokenProcessPool:
+                # A worker died inside native code (a decoder crash on this file): the file fails,
+                # the app does not, and the next job gets a new pool.
+                with self._lock:
+                    if self._processes is processes:
+                        discard_worker_processes(processes)
+                        self._processes = worker_processes(dict(self.whisper.feat_kwargs), self.prepare_workers)
+                raise AudioError("decoding this file crashed the decoder") from None
         else:
-            step = CHUNK_S * SAMPLE_RATE
-            speech = [{"start": i, "end": min(i + step, len(audio))} for i in range(0, len(audio), step)]
-        timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
-        chunks: list[_Chunk] = []
-        if speech:
-            pieces, metadata = collect_chunks(audio, speech, max_duration=CHUNK_S)
-            kept = [(index, piece, meta) for index, (piece, meta) in enumerate(zip(pieces, metadata)) if len(piece)]
-            with self.stats.timed("features"):
-                features = list(self._cpu_pool().map(self._features, [piece for _, piece, _ in kept]))
-            for (index, _, meta), chunk_features in zip(kept, features):
-                offset_s = float(meta["offset"])
-                chunk_duration_s = float(meta["duration"])
-                end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
-                chunks.append(
-                    _Chunk(
-                        index=index,
-                        features=chunk_features,
-                        offset_s=offset_s,
-                        duration_s=chunk_duration_s,
-                        end_s=min(end_s, duration_s),
-                    )
-                )
-        return _Prepared(duration_s=duration_s, chunks=chunks, timeline=timeline, start_at_s=start_at_s)
-
-    def _features(self, piece: np.ndarray) -> np.ndarray:
-        from faster_whisper.audio import pad_or_trim
-
-        features = self.whisper.feature_extractor(piece)[..., :-1]
-        return np.ascontiguousarray(pad_or_trim(features, FRAMES_PER_CHUNK))
+            prepared = prepare_audio(
+                job.source, job.audio, job.start_at_s, options.vad, self.whisper.feature_extractor, self._cpu_pool()
+            )
+        for phase, seconds in prepared.seconds.items():
+            self.stats.add(phase, seconds)
+        return _Prepared(
+            duration_s=prepared.duration_s,
+            chunks=prepared.chunks,
+            timeline=SpeechTimestampsMap(prepared.speech, SAMPLE_RATE),
+            start_at_s=prepared.start_at_s,
+        )
 
     def _cpu_pool(self) -> ThreadPoolExecutor:
         """Threads for the pieces of one job (VAD windows, chunk features), made per run. Separate
@@ -370,25 +365,6 @@ class Engine:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-
-    def _speech_timestamps(self, audio: np.ndarray) -> list[dict[str, int]]:
-        """Silero VAD; long audio in windows on several threads (its ONNX session uses one thread
-        per call). Windows are cut at the quietest 100 ms near each VAD_WINDOW_S mark, so a cut
-        falls in a pause, not in a word."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        vad_options = VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
-        bounds = window_bounds(audio, VAD_WINDOW_S * SAMPLE_RATE)
-        if len(bounds) <= 2:
-            return get_speech_timestamps(audio, vad_options)
-
-        def window(start: int, stop: int) -> list[dict[str, int]]:
-            found = get_speech_timestamps(audio[start:stop], vad_options)
-            return [{"start": s["start"] + start, "end": s["end"] + start} for s in found]
-
-        parts = self._cpu_pool().map(window, bounds[:-1], bounds[1:])
-        return [segment for part in parts for segment in part]
-
 
     # -- decoder stage ----------------------------------------------------------------------------
     def _compute_batch(self, batch: list[_Item], options: TranscribeOptions) -> list[_Decoded]:
@@ -738,27 +714,6 @@ def _tidy_alignment(alignment: list[dict[str, Any]]) -> None:
                 alignment[i]["start"] = alignment[i]["end"] - max_s
 
 
-def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE) -> list[int]:
-    """Sample positions [0, ..., len(audio)] about `window` apart, each moved to the quietest
-    100 ms within `search` samples of its mark."""
-    frame = SAMPLE_RATE // 10
-    bounds = [0]
-    mark = window
-    while mark < len(audio) - window // 2:
-        lo, hi = max(bounds[-1] + frame, mark - search), min(len(audio) - frame, mark + search)
-        region = audio[lo:hi]
-        usable = len(region) // frame * frame
-        if usable >= frame:
-            energy = np.square(region[:usable]).reshape(-1, frame).sum(axis=1)
-            cut = lo + int(np.argmin(energy)) * frame + frame // 2
-        else:
-            cut = mark
-        bounds.append(cut)
-        mark = cut + window
-    bounds.append(len(audio))
-    return bounds
-
-
 # No speech needs more tokens per second than this (fast speech in byte-heavy scripts stays well
 # below); a loop does, and without a cap a 4 s chunk's loop runs to the model's 448 tokens at
 # every fallback temperature.
@@ -785,7 +740,7 @@ def _storage(array: np.ndarray) -> Any:
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
 
-def _chunk_frames(chunk: _Chunk) -> int:
+def _chunk_frames(chunk: Chunk) -> int:
     return min(FRAMES_PER_CHUNK, int(math.ceil(chunk.duration_s) * 100))
 
 

@@ -207,7 +207,7 @@ def test_group_words_splits_sentences_pauses_and_long_runs():
 
 
 def test_window_bounds_fall_in_pauses():
-    from desktop.engine.engine import window_bounds
+    from desktop.engine.prepare import window_bounds
 
     rng = np.random.default_rng(3)
     rate = 16000
@@ -221,28 +221,49 @@ def test_window_bounds_fall_in_pauses():
         assert audio[cut - 400 : cut + 400].max() == 0.0, cut
 
 
-def test_windowed_vad_matches_one_pass(loaded_model, make_speech, monkeypatch):
+def test_windowed_vad_matches_one_pass(make_speech, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    from desktop.engine import engine as engine_module
+    from desktop.engine import prepare
 
     audio, _ = soundfile.read(str(make_speech(EN_TEXT + " " + DE_TEXT, "en", rate=16000)), dtype="float32")
     pause = np.zeros(16000, dtype=np.float32)
     long_audio = np.concatenate([audio, pause] * 6)
     whole = get_speech_timestamps(long_audio, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
-    monkeypatch.setattr(engine_module, "VAD_WINDOW_S", 15)
-    engine = Engine(loaded_model, prepare_workers=3)
-    windowed = engine._speech_timestamps(long_audio)
-    engine._close_cpu_pool()
+    monkeypatch.setattr(prepare, "VAD_WINDOW_S", 15)
+    with ThreadPoolExecutor(3) as pool:
+        windowed = prepare.speech_timestamps(long_audio, pool)
     speech_s = lambda segs: sum(s["end"] - s["start"] for s in segs) / 16000  # noqa: E731
     assert speech_s(windowed) == pytest.approx(speech_s(whole), rel=0.03)
     assert len(windowed) == pytest.approx(len(whole), abs=2)
 
 
+def test_preparing_in_worker_processes_gives_the_same_result(loaded_model, make_speech, tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"not audio" * 500)
+    files = [make_speech(EN_TEXT, "en"), broken, make_speech(DE_TEXT, "de")]
+    jobs = [EngineJob(i, f) for i, f in enumerate(files)]
+    options = TranscribeOptions(batch_size=2, temperatures=(0.0,))
+    threads = run(loaded_model, jobs, options)
+    engine = Engine(loaded_model, prepare_workers=2, prepare_in_processes=True)
+    processes = list(engine.run(jobs, options, threading.Event()))
+    assert "decode" in engine.stats.seconds  # the workers' phase times come back too
+    for job_id in range(len(files)):
+        ours = [e for e in processes if e.job_id == job_id]
+        theirs = [e for e in threads if e.job_id == job_id]
+        assert [type(e) for e in ours] == [type(e) for e in theirs]
+        assert text_of(processes, job_id) == text_of(threads, job_id)
+    failure = next(e for e in processes if isinstance(e, JobFailed))
+    assert failure.job_id == 1 and "not an audio or video file" in failure.reason
+
+
 def test_output_past_the_token_allowance_counts_as_a_loop(loaded_model):
     from dataclasses import replace
 
-    from desktop.engine.engine import _Chunk, _Decoded, _Item, _JobState, _token_allowance
+    from desktop.engine.engine import _Decoded, _Item, _JobState, _token_allowance
+    from desktop.engine.prepare import Chunk
 
     options = TranscribeOptions()
     engine = Engine(loaded_model)
@@ -251,7 +272,7 @@ def test_output_past_the_token_allowance_counts_as_a_loop(loaded_model):
     assert engine._needs_fallback(replace(fine, runaway=True), options)
     # A silent chunk is never retried, loop or not.
     assert not engine._needs_fallback(replace(fine, runaway=True, no_speech_prob=0.9, avg_logprob=-1.5), options)
-    chunk = _Chunk(index=0, features=np.zeros((80, 3000), np.float32), offset_s=0.0, duration_s=4.0, end_s=4.0)
+    chunk = Chunk(index=0, features=np.zeros((80, 3000), np.float32), offset_s=0.0, duration_s=4.0, end_s=4.0)
     item = _Item(_JobState(EngineJob(0, Path("x")), future=None), chunk)  # type: ignore[arg-type]
     assert 100 <= _token_allowance(item) <= 150  # 4 s of speech never needs the model's 448 tokens
 

@@ -1,0 +1,182 @@
+"""The CPU stage of transcription: decode a file, find its speech, cut it into chunks of at most
+30 s and compute each chunk's log-mel features. Runs on the engine's threads, or in worker
+processes when a GPU waits on it (there the GIL, not the cores, limited threads)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop.engine.audio import SAMPLE_RATE, decode
+
+CHUNK_S = 30
+FRAMES_PER_CHUNK = 3000
+# VAD settings of faster-whisper's batched pipeline: short pauses split speech, so chunks end at
+# natural breaks and never cut a word.
+VAD_MIN_SILENCE_MS = 160
+VAD_WINDOW_S = 60
+
+
+@dataclass
+class Chunk:
+    index: int
+    features: np.ndarray  # (n_mels, 3000) float32
+    offset_s: float  # start in the speech-only timeline
+    duration_s: float
+    end_s: float  # end in the original timeline (for progress)
+
+
+@dataclass
+class PreparedAudio:
+    duration_s: float
+    start_at_s: float
+    speech: list[dict[str, int]]  # speech spans, in samples after start_at_s
+    chunks: list[Chunk]
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase (decode, vad, features)
+
+
+def prepare_audio(
+    source: Path | None,
+    audio: np.ndarray | None,
+    start_at_s: float,
+    vad: bool,
+    feature_extractor: Any,
+    executor: Executor,
+) -> PreparedAudio:
+    """`executor` runs the pieces of this one file (VAD windows, chunk features); it must not be
+    the executor this call itself runs on (waiting on it from inside could deadlock)."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.vad import SpeechTimestampsMap, collect_chunks
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    samples = audio if audio is not None else decode(source)  # type: ignore[arg-type]
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    seconds["decode"] = time.perf_counter() - started
+    duration_s = len(samples) / SAMPLE_RATE
+    start_at_s = min(max(start_at_s, 0.0), duration_s)
+    if start_at_s:
+        samples = samples[int(start_at_s * SAMPLE_RATE) :]
+    started = time.perf_counter()
+    if vad:
+        speech = speech_timestamps(samples, executor)
+    else:
+        step = CHUNK_S * SAMPLE_RATE
+        speech = [{"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)]
+    seconds["vad"] = time.perf_counter() - started
+    chunks: list[Chunk] = []
+    if speech:
+        timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
+        pieces, metadata = collect_chunks(samples, speech, max_duration=CHUNK_S)
+        kept = [(index, piece, meta) for index, (piece, meta) in enumerate(zip(pieces, metadata)) if len(piece)]
+
+        def features(piece: np.ndarray) -> np.ndarray:
+            mel = feature_extractor(piece)[..., :-1]
+            return np.ascontiguousarray(pad_or_trim(mel, FRAMES_PER_CHUNK))
+
+        started = time.perf_counter()
+        computed = list(executor.map(features, [piece for _, piece, _ in kept]))
+        seconds["features"] = time.perf_counter() - started
+        for (index, _, meta), chunk_features in zip(kept, computed):
+            offset_s = float(meta["offset"])
+            chunk_duration_s = float(meta["duration"])
+            end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
+            chunks.append(Chunk(index, chunk_features, offset_s, chunk_duration_s, min(end_s, duration_s)))
+    return PreparedAudio(duration_s, start_at_s, speech, chunks, seconds)
+
+
+def speech_timestamps(audio: np.ndarray, executor: Executor) -> list[dict[str, int]]:
+    """Silero VAD; long audio in windows on the executor (its ONNX session uses one thread per
+    call). Windows are cut at the quietest 100 ms near each VAD_WINDOW_S mark, so a cut falls in a
+    pause, not in a word."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    vad_options = VadOptions(max_speech_duration_s=CHUNK_S, min_silence_duration_ms=VAD_MIN_SILENCE_MS)
+    bounds = window_bounds(audio, VAD_WINDOW_S * SAMPLE_RATE)
+    if len(bounds) <= 2:
+        return get_speech_timestamps(audio, vad_options)
+
+    def window(start: int, stop: int) -> list[dict[str, int]]:
+        found = get_speech_timestamps(audio[start:stop], vad_options)
+        return [{"start": s["start"] + start, "end": s["end"] + start} for s in found]
+
+    parts: Iterable[list[dict[str, int]]] = executor.map(window, bounds[:-1], bounds[1:])
+    return [segment for part in parts for segment in part]
+
+
+def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE) -> list[int]:
+    """Sample positions [0, ..., len(audio)] about `window` apart, each moved to the quietest
+    100 ms within `search` samples of its mark."""
+    frame = SAMPLE_RATE // 10
+    bounds = [0]
+    mark = window
+    while mark < len(audio) - window // 2:
+        lo, hi = max(bounds[-1] + frame, mark - search), min(len(audio) - frame, mark + search)
+        region = audio[lo:hi]
+        usable = len(region) // frame * frame
+        if usable >= frame:
+            energy = np.square(region[:usable]).reshape(-1, frame).sum(axis=1)
+            cut = lo + int(np.argmin(energy)) * frame + frame // 2
+        else:
+            cut = mark
+        bounds.append(cut)
+        mark = cut + window
+    bounds.append(len(audio))
+    return bounds
+
+
+# -- in a worker process -------------------------------------------------------------------------
+_process_state: dict[str, Any] = {}
+
+
+def init_process(feature_kwargs: dict[str, Any], threads: int) -> None:
+    """Process-pool initializer: one feature extractor and a few threads per process."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    _process_state["extractor"] = FeatureExtractor(**feature_kwargs)
+    _process_state["threads"] = ThreadPoolExecutor(threads, thread_name_prefix="verbatim-cpu")
+
+
+def prepare_in_process(
+    source: Path | None, audio: np.ndarray | None, start_at_s: float, vad: bool
+) -> PreparedAudio:
+    return prepare_audio(source, audio, start_at_s, vad, _process_state["extractor"], _process_state["threads"])
+
+
+_pools: dict[tuple[Any, ...], ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: int = 2) -> ProcessPoolExecutor:
+    """A process pool for prepare_in_process, made once per set of arguments and kept for the life
+    of the program (starting one costs a second or two of imports; the window runs many runs)."""
+    key = (tuple(sorted(feature_kwargs.items())), processes, threads)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            # spawn, not fork: the parent holds CUDA contexts and threads that a fork would copy.
+            pool = ProcessPoolExecutor(
+                processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_process,
+                initargs=(feature_kwargs, threads),
+            )
+            _pools[key] = pool
+        return pool
+
+
+def discard_worker_processes(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool (a worker died), so the next call makes a new one."""
+    with _pools_lock:
+        for key, value in list(_pools.items()):
+            if value is pool:
+                del _pools[key]
+    pool.shutdown(wait=False, cancel_futures=True)
