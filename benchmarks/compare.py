@@ -96,9 +96,11 @@ def run_batched(whisper, paths, beam_size, batch_size):
     return texts
 
 
-def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, prepare_workers=None):
+def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, prepare_workers=None,
+                 no_fallback=False):
     texts = {i: [] for i in range(len(paths))}
-    options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size)
+    options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size,
+                                temperatures=(0.0,) if no_fallback else TranscribeOptions().temperatures)
     engine = Engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
     for event in engine.run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
         if isinstance(event, SegmentsDecoded):
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--workers-per-gpu", type=int, default=2, help="CTranslate2 workers on each GPU")
     parser.add_argument("--prepare-workers", type=int, default=None, help="Verbatim's CPU-stage threads")
     parser.add_argument("--parallel-batches", type=int, default=None, help="Verbatim's batches in flight")
+    parser.add_argument("--no-fallback", action="store_true", help="Verbatim without temperature fallback")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
     args = parser.parse_args()
@@ -148,7 +151,7 @@ def main() -> None:
                 texts = run_batched(loaded.whisper, paths, args.beam_size, int(name[len("batched"):] or 8))
             elif name == "verbatim":
                 texts = run_verbatim(loaded, paths, args.beam_size, args.batch_size, args.parallel_batches,
-                                     args.prepare_workers)
+                                     args.prepare_workers, args.no_fallback)
             else:
                 raise SystemExit(f"unknown pipeline {name}")
             wall_s = time.perf_counter() - start

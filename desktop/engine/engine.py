@@ -236,7 +236,11 @@ class Engine:
                     # Settled jobs leave the working list: a window's run can last all day.
                     states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
-                batch = self._next_batch(states, batch_size, events) if len(in_flight) < parallel else []
+                # While batches are decoding and files are still being prepared, wait for a full
+                # batch: on a GPU a batch costs about the same per step whether half or full.
+                room = len(in_flight) < parallel
+                fill = room and (not in_flight or self._ready_items(states) >= batch_size or not self._preparing(states))
+                batch = self._next_batch(states, batch_size if fill else 0, events)
                 yield from events
                 if batch:
                     in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
@@ -274,7 +278,8 @@ class Engine:
             self._close_cpu_pool()
 
     def _next_batch(self, states: list[_JobState], batch_size: int, events: list[Event]) -> list[_Item]:
-        """Chunks for the next decoder batch, in queue order; settles jobs that need no decoding."""
+        """Chunks for the next decoder batch, in queue order; settles jobs that need no decoding.
+        With batch_size 0 it only settles (failed, cancelled and silent jobs)."""
         batch: list[_Item] = []
         for state in list(states):
             if state.finished:
@@ -314,9 +319,19 @@ class Engine:
             while state.next_chunk < len(prepared.chunks) and len(batch) < batch_size:
                 batch.append(_Item(state, prepared.chunks[state.next_chunk]))
                 state.next_chunk += 1
-            if len(batch) >= batch_size:
+            if batch_size and len(batch) >= batch_size:
                 break
         return batch
+
+    @staticmethod
+    def _ready_items(states: list[_JobState]) -> int:
+        return sum(
+            len(s.prepared.chunks) - s.next_chunk for s in states if not s.finished and s.prepared is not None
+        ) + sum(1 for s in states if not s.finished and s.prepared is None and s.future.done())
+
+    @staticmethod
+    def _preparing(states: list[_JobState]) -> bool:
+        return any(not s.finished and s.prepared is None and not s.future.done() for s in states)
 
     def _fixed_language(self) -> str:
         return "" if self.whisper.model.is_multilingual else "en"
