@@ -30,6 +30,12 @@ def main(files: list[str]) -> int:
     from desktop.ui.resources import icon, style_sheet
     from desktop.workers.model_worker import ModelWorker
 
+    # Warnings and errors go to stderr; VERBATIM_LOG_LEVEL=INFO also shows each job's committed progress.
+    level = getattr(logging, os.environ.get("VERBATIM_LOG_LEVEL", "WARNING").upper(), logging.WARNING)
+    logging.basicConfig(
+        level=level if isinstance(level, int) else logging.WARNING,
+        format="verbatim: %(levelname)s %(name)s: %(message)s",
+    )
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "verbatim"])
     app.setApplicationName("Verbatim")
     app.setApplicationDisplayName("Verbatim")

@@ -24,6 +24,7 @@ COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 TASKS = ("transcribe", "translate")
 EXPORT_FORMATS = ("srt", "vtt", "txt", "docx", "json")
 MAX_BEAM_SIZE = 10
+MAX_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Settings:
     task: str = "transcribe"
     word_timestamps: bool = False
     beam_size: int = 5
+    # Speech chunks per decoder batch; None lets the engine choose by device. Smaller saves GPU memory.
+    batch_size: int | None = None
     # What "Export all finished" writes for each job.
     export_formats: tuple[str, ...] = ("srt", "txt")
 
@@ -56,6 +59,12 @@ class Settings:
             raise ValueError("beam size must be a whole number")
         if not 1 <= self.beam_size <= MAX_BEAM_SIZE:
             raise ValueError(f"beam size must be between 1 and {MAX_BEAM_SIZE}")
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or not 1 <= self.batch_size <= MAX_BATCH_SIZE
+        ):
+            raise ValueError(f"batch size must be a whole number between 1 and {MAX_BATCH_SIZE}, or automatic")
         if not self.export_formats or any(f not in EXPORT_FORMATS for f in self.export_formats):
             raise ValueError(f"export formats must be some of {', '.join(EXPORT_FORMATS)}")
 

@@ -163,9 +163,26 @@ class Store:
         return [JobRecord(_job(row[:7]), row[7], row[8], row[9], row[10], row[11]) for row in rows]
 
     def mark_started(
-        self, job_id: int, duration_s: float, language: str, language_probability: float, model: str
+        self,
+        job_id: int,
+        duration_s: float,
+        language: str,
+        language_probability: float,
+        model: str,
+        start_at_s: float = 0.0,
     ) -> None:
-        """The engine began a job: it is running, and any segments of an earlier attempt are gone."""
+        """The engine began a job: it is running, and any segments of an earlier attempt are gone. A
+        resume (start_at_s > 0) keeps the segments before its start point, and the job's language."""
+        if start_at_s > 0:
+            with self._transaction() as db:
+                db.execute("DELETE FROM segments WHERE job_id = ? AND end_s > ?", (job_id, start_at_s + 1e-6))
+                db.execute(
+                    "UPDATE jobs SET state = 'running', duration_s = ?, language = COALESCE(language, ?), "
+                    "language_probability = COALESCE(language_probability, ?), model = COALESCE(model, ?), "
+                    "error = NULL, done_s = ?, updated_at = ? WHERE id = ?",
+                    (duration_s, language or None, language_probability, model, start_at_s, time.time(), job_id),
+                )
+            return
         with self._transaction() as db:
             db.execute("DELETE FROM segments WHERE job_id = ?", (job_id,))
             db.execute(
@@ -214,6 +231,19 @@ class Store:
             db.executemany(
                 "UPDATE jobs SET position = ? WHERE id = ?", [(i, job_id) for i, job_id in enumerate(listed + rest)]
             )
+
+    def resume_point(self, job_id: int) -> float:
+        """Where an interrupted job carries on: past everything committed. `done_s` and the segments are
+        written in separate transactions, so either may be ahead after a crash; decoding again from the
+        later of the two never duplicates a segment and never skips audio that has none."""
+        row = self._db.execute(
+            "SELECT MAX(j.done_s, COALESCE((SELECT MAX(end_s) FROM segments WHERE job_id = j.id), 0)) "
+            "FROM jobs j WHERE j.id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return float(row[0])
 
     def recover_interrupted(self) -> list[int]:
         """Jobs left `running` by a crash go back to the queue; their committed segments and `done_s`

@@ -30,6 +30,7 @@ import numpy as np
 from desktop.core.segment import Segment, Word
 from desktop.engine.audio import SAMPLE_RATE, AudioError
 from desktop.engine.events import (
+    DeviceFailure,
     EngineJob,
     Event,
     JobCancelled,
@@ -311,7 +312,10 @@ class Engine:
                 # Silence (or nothing left after a resume point) is an empty transcript, not an error.
                 state.finished = True
                 events.append(
-                    JobStarted(job_id, prepared.duration_s, state.language or self._fixed_language(), 0.0)
+                    JobStarted(
+                        job_id, prepared.duration_s, state.language or self._fixed_language(), 0.0,
+                        prepared.start_at_s,
+                    )
                 )
                 events.append(JobProgress(job_id, prepared.duration_s, prepared.duration_s))
                 events.append(JobFinished(job_id))
@@ -398,6 +402,9 @@ class Engine:
         try:
             decoded = computed.result()
         except Exception as exc:  # noqa: BLE001 - fail these jobs, keep the queue going
+            if self.model.device == "cuda" and is_device_error(exc):
+                # Not these files' fault: the caller can move to the CPU and resume them.
+                raise DeviceFailure(f"the GPU failed: {_first_line(exc)}") from exc
             log.error("decoding a batch failed", exc_info=exc)
             for state in _unique_states(batch):
                 if not state.finished:
@@ -417,6 +424,7 @@ class Engine:
                     state.prepared.duration_s if state.prepared else 0.0,
                     state.language or "",
                     state.language_probability,
+                    state.prepared.start_at_s if state.prepared else 0.0,
                 )
             by_job.setdefault(state.job.job_id, []).extend(self._to_segments(item, result, options))
 
@@ -689,6 +697,21 @@ SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
 MAX_SEGMENT_CHARS = 110
 MAX_SEGMENT_S = 10.0
 PAUSE_SPLIT_S = 0.8
+
+
+_DEVICE_ERROR_MARKS = ("cuda", "cublas", "cudnn", "nccl", "device-side", "gpu", "out of memory")
+
+
+def is_device_error(exc: BaseException) -> bool:
+    """A failure of the GPU or its libraries rather than of the input (CTranslate2 raises RuntimeError
+    with the CUDA library's message). Out of memory lands here only once a batch of one fails."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError | OSError) and any(mark in text for mark in _DEVICE_ERROR_MARKS)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def group_words(words: list[Word]) -> list[list[Word]]:

@@ -56,6 +56,8 @@ class JobStarted:
     duration_s: float
     language: str
     language_probability: float
+    # Where this run of the job begins (a resume after a crash or a device fallback); 0 from the start.
+    start_at_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,11 @@ class JobFinished:
 class JobFailed:
     job_id: int
     reason: str
+
+
+class DeviceFailure(RuntimeError):
+    """The GPU failed while decoding (not out of memory, which halves the batch): the run ends, and the
+    caller may load the model on the CPU and resume the jobs from their progress."""
 
 
 @dataclass(frozen=True)

@@ -394,8 +394,11 @@ class MainWindow(QMainWindow):
         interrupted = set(self.store.recover_interrupted())
         for job in self.store.jobs():
             if job.id in interrupted:
+                start_at_s = self.store.resume_point(job.id)
                 self.queue_model.update(job.id, state=JobState.QUEUED)
-            if job.state == JobState.QUEUED or job.id in interrupted:
+                log.info("resuming job %d (%s) at %.2f s", job.id, job.source, start_at_s)
+                self.worker.enqueue(job.id, job.source, start_at_s=start_at_s)
+            elif job.state == JobState.QUEUED:
                 self.worker.enqueue(job.id, job.source)
 
     # -- dialogs (attributes so tests can replace them) --------------------------------------------
@@ -588,8 +591,10 @@ class MainWindow(QMainWindow):
             if self.notice.property("model-error"):
                 self.notice.hide()
                 self.notice.setProperty("model-error", False)
-            if status.device_note and self.settings.device == "cuda":
-                # Asked for the GPU and did not get it: say so. With "auto", the CPU is an expected outcome.
+            if status.device_note and (self.settings.device == "cuda" or "failed" in status.device_note):
+                # The GPU was asked for, or it was there and failed: say so where it stays visible. With
+                # "auto" and no GPU at all, the CPU is the expected outcome and needs no notice.
+                self.notice.show_message(f"{status.device_note[0].upper()}{status.device_note[1:]}.", "warning")
                 self.statusBar().showMessage(status.device_note, 10_000)
         else:
             level = "error" if status.stage == "failed" else ""
@@ -621,10 +626,15 @@ class MainWindow(QMainWindow):
         if not self._known(job_id):
             return
         self.store.mark_started(job_id, event.duration_s, event.language, event.language_probability,
-                                self._model_name)
-        self._transcripts[job_id] = Transcript(self.store.info(job_id))
+                                self._model_name, event.start_at_s)
+        if event.start_at_s > 0:
+            # A resume: what was committed before the start point stays, edits included.
+            self._transcripts[job_id] = self.store.load_transcript(job_id)
+        else:
+            self._transcripts[job_id] = Transcript(self.store.info(job_id))
+        job = self.store.job(job_id)
         self.queue_model.update(job_id, state=JobState.RUNNING, duration_s=event.duration_s,
-                                language=event.language or None, error=None, done_s=0.0)
+                                language=job.language, error=None, done_s=event.start_at_s)
         if job_id == self.current_job_id():
             self._show_job(job_id)
 
@@ -644,11 +654,13 @@ class MainWindow(QMainWindow):
             return
         self.queue_model.set_progress(job_id, done_s, total_s)
         self.store.set_done_s(job_id, done_s)
+        log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
 
     def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
         if not self._known(job_id):
             return
         self.store.set_state(job_id, state, error)
+        log.info("job %d: %s", job_id, state.value)
         self.queue_model.update(job_id, state=state, error=error)
         if job_id == self.current_job_id():
             self._update_job_header()

@@ -41,7 +41,7 @@ class NoticeBar(QFrame):
         action: tuple[str, Callable[[], None]] | None = None,
         hide_after_ms: int | None = None,
     ) -> None:
-        """level is "info" or "error"; an info message hides itself after a while unless told otherwise."""
+        """level is "info", "warning" or "error"; an info message hides itself after a while unless told otherwise."""
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)

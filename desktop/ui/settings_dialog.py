@@ -1,4 +1,4 @@
-"""The settings dialog: model, device, language, task, word timestamps, beam size, export formats."""
+"""The settings dialog: model, device, language, task, word timestamps, beam and batch size, export formats."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.settings import COMPUTE_TYPES, EXPORT_FORMATS, MAX_BEAM_SIZE, Settings
+from desktop.core.settings import COMPUTE_TYPES, EXPORT_FORMATS, MAX_BATCH_SIZE, MAX_BEAM_SIZE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,13 @@ class SettingsDialog(QDialog):
         self.beam_spin = QSpinBox()
         self.beam_spin.setRange(1, MAX_BEAM_SIZE)
         self.beam_spin.setToolTip("Higher is a little more accurate and slower; 5 is a good default.")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(0, MAX_BATCH_SIZE)
+        self.batch_spin.setSpecialValueText("Automatic")  # shown for 0
+        self.batch_spin.setToolTip(
+            "Speech chunks (up to 30 s each) decoded together. Automatic: 16 per GPU, 4 on the CPU. "
+            "Lower it if the GPU runs out of memory with a large model."
+        )
 
         formats_row = QWidget()
         formats_layout = QHBoxLayout(formats_row)
@@ -124,6 +131,7 @@ class SettingsDialog(QDialog):
         form.addRow("Language", self.language_combo)
         form.addRow("Task", self.task_combo)
         form.addRow("Beam size", self.beam_spin)
+        form.addRow("Batch size", self.batch_spin)
         form.addRow("", self.word_timestamps_check)
         form.addRow("Export all writes", formats_row)
 
@@ -165,6 +173,7 @@ class SettingsDialog(QDialog):
         self.task_combo.setCurrentIndex(max(0, self.task_combo.findData(settings.task)))
         self.word_timestamps_check.setChecked(settings.word_timestamps)
         self.beam_spin.setValue(settings.beam_size)
+        self.batch_spin.setValue(settings.batch_size or 0)
         for fmt, check in self.format_checks.items():
             check.setChecked(fmt in settings.export_formats)
         self._update_hint()
@@ -208,6 +217,7 @@ class SettingsDialog(QDialog):
             task=self.task_combo.currentData(),
             word_timestamps=self.word_timestamps_check.isChecked(),
             beam_size=self.beam_spin.value(),
+            batch_size=self.batch_spin.value() or None,
             export_formats=formats,
         )
 

@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings
 from desktop.engine.events import (
+    DeviceFailure,
     EngineJob,
     Event,
     JobCancelled,
@@ -74,6 +75,7 @@ def transcribe_options(settings: Settings) -> TranscribeOptions:
         task=settings.task,
         beam_size=settings.beam_size,
         word_timestamps=settings.word_timestamps,
+        batch_size=settings.batch_size,
     )
 
 
@@ -120,6 +122,8 @@ class _Outbox:
                     self._items.append(item)
                 return was_empty
             batch = self._open.get(item.job_id)  # type: ignore[attr-defined]
+            if batch is not None and isinstance(item, JobStarted) and (batch.started or batch.segments or batch.progress):
+                batch = None  # the job starts again (resumed on another device): keep the two runs apart
             if batch is None:
                 batch = _JobBatch(item.job_id)  # type: ignore[attr-defined]
                 self._items.append(batch)
@@ -432,12 +436,21 @@ class ModelWorker(QObject):
                 yield job
 
         event: Event
+        # Where each job of this run has got to: a device failure resumes them there on the CPU.
+        reached_s: dict[int, float] = {}
+        sources: dict[int, EngineJob] = {}
         try:
-            for event in engine.run(jobs(), transcribe_options(settings), cancel):
+            for event in engine.run(self._remember(jobs(), sources, reached_s), transcribe_options(settings), cancel):
                 if isinstance(event, JobFinished | JobFailed | JobCancelled):
                     with self._cond:
                         self._in_run.discard(event.job_id)
+                    sources.pop(event.job_id, None)
+                elif isinstance(event, JobProgress):
+                    reached_s[event.job_id] = event.done_s
                 self._post(event)
+        except DeviceFailure as exc:
+            log.error("%s; moving to the CPU", exc)
+            self._fall_back_to_cpu(settings, str(exc), sources, reached_s)
         except Exception as exc:  # noqa: BLE001 - the worker must outlive a broken run
             log.exception("the engine run failed")
             with self._cond:
@@ -454,3 +467,49 @@ class ModelWorker(QObject):
             for job_id in lost:
                 self._post(JobCancelled(job_id))
 
+    @staticmethod
+    def _remember(
+        jobs: Iterator[EngineJob], sources: dict[int, EngineJob], reached_s: dict[int, float]
+    ) -> Iterator[EngineJob]:
+        for job in jobs:
+            sources[job.job_id] = job
+            reached_s[job.job_id] = job.start_at_s
+            yield job
+
+    def _fall_back_to_cpu(
+        self, settings: Settings, reason: str, sources: dict[int, EngineJob], reached_s: dict[int, float]
+    ) -> None:
+        """The GPU failed mid-run: load the same model on the CPU and put the run's unfinished jobs back
+        at the head of the queue, each resuming where its committed progress reached."""
+        with self._cond:
+            unfinished = [sources[job_id] for job_id in sources if job_id in self._in_run]
+            self._in_run.difference_update(sources)
+            self._model = None
+            stopping = self._stopping
+        if stopping:
+            return
+        name = settings.model
+        self._post(ModelStatus("loading", name))
+        try:
+            model = self._loader(name, device="cpu", compute_type="auto", cancel=self._load_cancel)
+        except Exception as exc:  # noqa: BLE001 - nothing left to fall back to
+            log.exception("loading %s on the CPU after a GPU failure failed", name)
+            with self._cond:
+                self._loaded_key = None
+                self._failed_key = settings.model_key()
+            self._post(ModelStatus("failed", name, error=f"{reason}, and the CPU could not take over: {exc}"))
+            for job in unfinished:
+                self._post(JobFailed(job.job_id, reason))
+            return
+        note = f"{reason}; continuing on the CPU"
+        resumed = [
+            EngineJob(job.job_id, job.source, job.audio, start_at_s=max(job.start_at_s, reached_s.get(job.job_id, 0.0)))
+            for job in unfinished
+        ]
+        with self._cond:
+            self._model = model
+            self._loaded_key = settings.model_key()
+            queued = {job.job_id for job in self._queue}
+            self._queue[:0] = [job for job in resumed if job.job_id not in queued]
+            self._cond.notify_all()
+        self._post(ModelStatus("ready", model.name, model.device, model.compute_type, note))

@@ -25,7 +25,7 @@ def test_defaults_when_no_file_exists():
 def test_saved_settings_load_back_equal():
     chosen = Settings(
         model="small", device="cpu", compute_type="int8", language="de", task="translate",
-        word_timestamps=True, beam_size=3, export_formats=("vtt", "docx"),
+        word_timestamps=True, beam_size=3, batch_size=2, export_formats=("vtt", "docx"),
     )
     save_settings(chosen)
     assert settings_path().parent == Path(os.environ["VERBATIM_HOME"])
@@ -49,6 +49,10 @@ def test_saving_again_replaces_the_file():
         {"beam_size": 0},
         {"beam_size": 11},
         {"beam_size": True},
+        {"batch_size": 0},
+        {"batch_size": 257},
+        {"batch_size": 2.5},
+        {"batch_size": False},
         {"language": ""},
         {"model": " "},
         {"export_formats": ()},

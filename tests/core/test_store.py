@@ -164,3 +164,34 @@ def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open the library"):
         Store(path)
+
+
+def test_resume_point_is_past_everything_committed(store):
+    job = store.add_job("/a.wav")
+    store.mark_started(job.id, 60.0, "en", 0.9, "base")
+    assert store.resume_point(job.id) == 0.0
+    store.append_segments(job.id, [seg(1.0, 4.0, " one"), seg(5.0, 9.5, " two")], done_s=12.0)
+    assert store.resume_point(job.id) == 12.0  # silence decoded after the last segment counts
+    # A crash between the segments' transaction and the progress update: the segments are ahead.
+    store.append_segments(job.id, [seg(13.0, 20.0, " three")])
+    assert store.resume_point(job.id) == 20.0
+    with pytest.raises(KeyError):
+        store.resume_point(999)
+
+
+def test_a_resumed_start_keeps_what_came_before_and_the_language(store):
+    job = store.add_job("/a.wav")
+    store.mark_started(job.id, 60.0, "de", 0.8, "base")
+    store.append_segments(job.id, [seg(1.0, 4.0, " eins"), seg(5.0, 9.5, " zwei")], done_s=10.0)
+    edited = store.load_transcript(job.id)
+    edited.set_text(0, " Eins, korrigiert")
+    store.save_transcript(job.id, edited)
+    assert store.recover_interrupted() == [job.id]
+
+    store.mark_started(job.id, 60.0, "en", 0.5, "base", start_at_s=9.5)
+    assert [s.text for s in store.segments(job.id)] == [" Eins, korrigiert", " zwei"]
+    resumed = store.job(job.id)
+    assert resumed.state == JobState.RUNNING and resumed.language == "de" and resumed.done_s == 9.5
+    # A segment past the start point (it would be decoded twice) is dropped.
+    store.mark_started(job.id, 60.0, "de", 0.8, "base", start_at_s=4.5)
+    assert [s.text for s in store.segments(job.id)] == [" Eins, korrigiert"]

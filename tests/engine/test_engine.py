@@ -318,3 +318,47 @@ def test_out_of_memory_halves_the_batch_and_fails_no_job(loaded_model, make_spee
     assert not [e for e in events if isinstance(e, JobFailed)]
     for job_id in range(len(files)):
         assert text_of(events, job_id) == text_of(reference, job_id)
+
+
+def test_resumed_job_starts_at_its_resume_point(loaded_model, make_speech):
+    clip = make_speech(EN_TEXT + " " + EN_TEXT, "en")
+    events = run(loaded_model, [EngineJob(0, clip, start_at_s=2.5)])
+    started = [e for e in events if isinstance(e, JobStarted)]
+    assert len(started) == 1 and started[0].start_at_s == pytest.approx(2.5)
+    assert run(loaded_model, [EngineJob(0, clip)])[0].start_at_s == 0.0
+
+
+@pytest.mark.parametrize("device, raises", [("cuda", True), ("cpu", False)])
+def test_a_gpu_failure_ends_the_run_but_a_cpu_failure_fails_the_jobs(loaded_model, make_speech, monkeypatch,
+                                                                     device, raises):
+    from dataclasses import replace
+
+    from desktop.engine.events import DeviceFailure
+
+    # The real model on the CPU, labelled as a GPU model: only the engine's reaction is under test.
+    engine = Engine(replace(loaded_model, device=device), prepare_in_processes=False, parallel_batches=1)
+
+    def broken_card(batch, opts):
+        raise RuntimeError("CUDA failed with error an illegal memory access was encountered")
+
+    monkeypatch.setattr(engine, "_generate", broken_card)
+    jobs = [EngineJob(0, make_speech(EN_TEXT, "en")), EngineJob(1, make_speech(DE_TEXT, "de"))]
+    if raises:
+        with pytest.raises(DeviceFailure, match="the GPU failed: CUDA failed with error an illegal memory"):
+            list(engine.run(jobs, TranscribeOptions(), threading.Event()))
+    else:
+        events = list(engine.run(jobs, TranscribeOptions(), threading.Event()))
+        failed = {e.job_id: e.reason for e in events if isinstance(e, JobFailed)}
+        assert sorted(failed) == [0, 1] and all("the speech model failed" in r for r in failed.values())
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [("CUDA failed with error unspecified launch failure", True), ("cuBLAS failed with status CUBLAS_STATUS_"
+      "EXECUTION_FAILED", True), ("out of memory", True), ("the file is empty (0 bytes)", False)],
+)
+def test_what_counts_as_a_device_error(message, expected):
+    from desktop.engine.engine import is_device_error
+
+    assert is_device_error(RuntimeError(message)) is expected
+    assert is_device_error(ValueError(message)) is False

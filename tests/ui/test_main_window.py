@@ -302,7 +302,27 @@ def test_a_job_left_running_by_a_crash_runs_again(qtbot, apps, loaded_model, mak
         store.append_segments(job.id, [Segment(0.0, 1.0, " half")], done_s=1.0)
     app = apps(loaded_model)
     qtbot.waitUntil(lambda: app.states() == {clip.name: JobState.DONE}, timeout=JOB_TIMEOUT_MS)
-    assert "recovery" in app.store.load_transcript(job.id).text.lower()
+    # Resumed at the committed 1.0 s: the segment before it stays, the rest is new and comes after it.
+    segments = app.store.load_transcript(job.id).segments
+    assert segments[0] == Segment(0.0, 1.0, " half")
+    assert len(segments) > 1 and all(s.start_s >= 1.0 - 0.001 for s in segments[1:])
+    assert "works" in "".join(s.text for s in segments[1:]).lower()
+    assert [s.text for s in app.window.transcript_for(job.id).segments] == [s.text for s in segments]
+
+
+def test_asking_for_a_gpu_that_fails_says_so_and_uses_the_cpu(qtbot, apps, use_session_model, make_speech):
+    # The real loader on this machine, which has no GPU: CTranslate2 cannot use CUDA here.
+    from desktop.engine.loading import cuda_device_count
+
+    if cuda_device_count():
+        pytest.skip("this machine has a working GPU")
+    app = apps(None, settings=Settings(device="cuda"))
+    qtbot.waitUntil(lambda: "ready" in app.window.model_label.text(), timeout=JOB_TIMEOUT_MS)
+    assert "CPU" in app.window.model_label.text()
+    assert app.window.notice.isVisible() and "using the CPU" in app.window.notice.text()
+    clip = make_speech("The queue goes on without the graphics card.")
+    app.window.add_paths([clip])
+    qtbot.waitUntil(lambda: app.states() == {clip.name: JobState.DONE}, timeout=JOB_TIMEOUT_MS)
 
 
 def test_library_json_matches_the_window(qtbot, apps, loaded_model, make_speech, capsys):

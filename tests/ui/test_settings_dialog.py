@@ -15,6 +15,7 @@ def test_shows_current_settings_and_returns_the_choice(qtbot, tmp_path):
     assert dialog.model_combo.currentData() == "base"
     assert dialog.language_combo.currentData() == "fr"
     assert dialog.beam_spin.value() == 4
+    assert dialog.batch_spin.value() == 0 and dialog.batch_spin.text() == "Automatic"
     assert [f for f, c in dialog.format_checks.items() if c.isChecked()] == ["vtt"]
 
     dialog.language_combo.setCurrentIndex(0)
@@ -22,8 +23,9 @@ def test_shows_current_settings_and_returns_the_choice(qtbot, tmp_path):
     dialog.word_timestamps_check.setChecked(True)
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     dialog.format_checks["json"].setChecked(True)
+    dialog.batch_spin.setValue(8)
     chosen = dialog.settings()
-    assert chosen == Settings(device="cpu", task="translate", word_timestamps=True, beam_size=4,
+    assert chosen == Settings(device="cpu", task="translate", word_timestamps=True, beam_size=4, batch_size=8,
                               export_formats=("vtt", "json"))
 
 

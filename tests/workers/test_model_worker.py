@@ -261,3 +261,65 @@ def test_shutdown_while_the_model_waits_for_jobs(qtbot, hosts, loaded_model):
     host.start()
     qtbot.waitUntil(host.is_running, timeout=5000)
     assert host.shutdown(timeout_s=5) and not host.is_running()
+
+
+def test_a_gpu_failure_mid_run_moves_to_the_cpu_and_resumes_the_jobs(qtbot, hosts, loaded_model, make_speech):
+    from desktop.engine.engine import Engine
+    from desktop.engine.events import DeviceFailure
+
+    gpu_model = SimpleNamespace(name="base", device="cuda", compute_type="float16", device_note=None)
+
+    class FailingGpuEngine:
+        """Decodes job 1 up to 1.5 s, then the card fails."""
+
+        def cancel_job(self, job_id):
+            pass
+
+        def run(self, jobs, options, cancel):
+            job = next(iter(jobs))
+            yield JobStarted(job.job_id, 4.0, "en", 0.9)
+            yield SegmentsDecoded(job.job_id, (Segment(0.0, 1.5, " decoded on the GPU"),))
+            yield JobProgress(job.job_id, 1.5, 4.0)
+            raise DeviceFailure("the GPU failed: CUDA failed with error an illegal memory access was encountered")
+
+    loads: list[dict] = []
+
+    def loader(name, **kwargs):
+        loads.append(kwargs)
+        return loaded_model
+
+    clip = make_speech("The quick brown fox jumps over the lazy dog. Then the dog goes back to sleep.")
+    host = hosts(Settings(device="cuda"), gpu_model, loader=loader,
+                 engine_factory=lambda model: FailingGpuEngine() if model is gpu_model else Engine(model))
+    seen = Recorder(host)
+    host.enqueue(1, clip)
+    host.enqueue(2, clip)
+    host.start()
+    with qtbot.waitSignal(host.job_finished, timeout=JOB_TIMEOUT_MS,
+                          check_params_cb=lambda job_id: job_id == 2):
+        pass
+    assert [kwargs["device"] for kwargs in loads] == ["cpu"]
+    ready = seen.of("model_ready")[-1][1]
+    assert ready.device == "cpu" and "the GPU failed" in ready.device_note and "CPU" in ready.device_note
+    # Job 1 started on the GPU, then again on the CPU from where its progress reached; job 2 from the start.
+    assert [e[2].start_at_s for e in seen.of("job_started", 1)] == [0.0, 1.5]
+    assert [e[2].start_at_s for e in seen.of("job_started", 2)] == [0.0]
+    assert seen.of("job_failed") == [] and seen.of("job_cancelled") == []
+    assert [e[1] for e in seen.of("job_finished")] == [1, 2]
+    resumed = [s for e in seen.of("segments_decoded", 1)[1:] for s in e[2]]
+    assert resumed and all(s.start_s >= 1.5 - 0.001 for s in resumed)
+    assert "dog" in "".join(s.text for s in resumed).lower()
+
+
+def test_a_job_that_starts_again_before_a_flush_keeps_its_two_runs_apart():
+    from desktop.workers.model_worker import _Outbox
+
+    outbox = _Outbox()
+    outbox.put(JobStarted(1, 4.0, "en", 0.9))
+    outbox.put(SegmentsDecoded(1, (Segment(0.0, 1.5, " first"),)))
+    outbox.put(JobStarted(1, 4.0, "en", 0.9, start_at_s=1.5))
+    outbox.put(SegmentsDecoded(1, (Segment(1.5, 3.0, " second"),)))
+    batches = outbox.take()
+    assert [(b.started.start_at_s, [s.text for s in b.segments]) for b in batches] == [
+        (0.0, [" first"]), (1.5, [" second"])
+    ]
