@@ -4,15 +4,37 @@ per session, and real speech made by espeak-ng."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
+
+# -- no network: the whole suite runs with connections off this machine refused -----------------------
+_NETGUARD = REPO / "tests" / "netguard"
+sys.path.insert(0, str(_NETGUARD))
+import verbatim_netguard  # noqa: E402
+
+verbatim_netguard.install()
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_NETGUARD), os.environ.get("PYTHONPATH")) if p)
+_NETLOG = Path(tempfile.mkdtemp(prefix="verbatim-netlog-")) / "attempts.log"
+os.environ["VERBATIM_TEST_NETLOG"] = str(_NETLOG)
+
+
+@pytest.fixture(autouse=True)
+def no_network_use() -> Iterator[None]:
+    """Fails the test during which any process of the suite tried to reach another machine."""
+    _NETLOG.write_text("")
+    yield
+    attempts = _NETLOG.read_text()
+    assert not attempts, f"network use (Verbatim must work offline):\n{attempts}"
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +112,34 @@ def shared_audio() -> Path:
     if not SHARED_AUDIO.is_dir():
         pytest.skip("../shared/audio is not beside this checkout")
     return SHARED_AUDIO
+
+
+# -- real small file systems (root only; skipped elsewhere) ---------------------------------------
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A real 64 KiB file system, unmounted afterwards."""
+    folder = tmp_path / "tiny"
+    _mount_tmpfs(folder, "size=64k")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def readonly_mount(tmp_path):
+    folder = tmp_path / "ro"
+    _mount_tmpfs(folder, "size=64k")
+    (folder / "old.srt").write_bytes(b"previous run\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

@@ -16,8 +16,16 @@ def home() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    _private_dir(path)
     return path
+
+
+def _private_dir(path: Path) -> None:
+    """Transcripts and recordings are private: a folder Verbatim creates is the user's alone (0700).
+    An existing folder keeps the permissions its owner gave it."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
 
 
 def library_path() -> Path:
@@ -26,7 +34,7 @@ def library_path() -> Path:
 
 def recordings_dir() -> Path:
     path = home() / "recordings"
-    path.mkdir(parents=True, exist_ok=True)
+    _private_dir(path)
     return path
 
 

@@ -316,6 +316,11 @@ def _download_files(
     from huggingface_hub import HfApi, constants
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+    # Without this, building the request headers makes huggingface_hub fetch a registry of "agent
+    # harnesses" from huggingface.co itself (utils/_detect_agent.py), whatever endpoint the user chose: a
+    # request the user did not ask for, caught by the test suite's network block. The download asks for
+    # the model's files and nothing else.
+    constants.HF_HUB_DISABLE_TELEMETRY = True
     api = HfApi(endpoint=endpoint)
     info = api.model_info(repo_id, files_metadata=True, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     files = [s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in HUB_ALLOW_PATTERNS)]

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def verbatim(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.environ["PYTHONPATH"], str(REPO)]))
     return subprocess.run([sys.executable, "-m", "desktop", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -86,3 +86,60 @@ def test_usage_errors_exit_2(tmp_path, args):
     result = verbatim(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "usage:" in result.stderr
+
+
+def test_every_kind_of_bad_input_fails_alone(tmp_path, make_speech, use_session_model):
+    speech = make_speech("Hello world. This is the first file of the test.", "en").read_bytes()
+    (tmp_path / "good.wav").write_bytes(speech)
+    (tmp_path / "spaced name ü 空.wav").write_bytes(speech)
+    (tmp_path / "zero.wav").write_bytes(b"")
+    (tmp_path / "text.mp3").write_text("This is a text file, not an MP3.\n" * 20)
+    flac = tmp_path / "whole.flac"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "good.wav"), str(flac)], check=True)
+    (tmp_path / "truncated.flac").write_bytes(flac.read_bytes()[:200])
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=blue:s=64x64:d=2", "-an",
+                    str(tmp_path / "noaudio.mp4")], check=True)
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(tmp_path / "silence.wav"), "trim", "0", "3"],
+                   check=True)
+
+    inputs = ["good.wav", "zero.wav", "truncated.flac", "text.mp3", "noaudio.mp4", "missing.wav",
+              "spaced name ü 空.wav", "silence.wav"]
+    result = verbatim("transcribe", *inputs, "-f", "txt", "-o", "out", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    failures = dict(line.split(": ", 1) for line in result.stderr.splitlines() if ": " in line
+                    and line.split(": ", 1)[0] in inputs)
+    assert sorted(failures) == sorted(["zero.wav", "truncated.flac", "text.mp3", "noaudio.mp4", "missing.wav"])
+    assert "empty" in failures["zero.wav"]
+    assert "no audio" in failures["noaudio.mp4"]
+    assert "no such file" in failures["missing.wav"].lower() or "not found" in failures["missing.wav"].lower()
+    for reason in failures.values():
+        assert reason.strip() and len(reason.splitlines()) == 1
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["good.txt", "silence.txt", "spaced name ü 空.txt"]
+    assert "hello" in (out / "good.txt").read_text(encoding="utf-8").lower()
+    assert "hello" in (out / "spaced name ü 空.txt").read_text(encoding="utf-8").lower()
+    assert (out / "silence.txt").read_text(encoding="utf-8").strip() == ""
+
+
+@pytest.mark.parametrize("mount", ["readonly_mount", "tmpfs"])
+def test_an_unwritable_output_folder_fails_clearly_and_leaves_nothing(
+    request, mount, tmp_path, make_speech, use_session_model
+):
+    folder = request.getfixturevalue(mount)
+    before = sorted(p.name for p in folder.iterdir())
+    if mount == "tmpfs":
+        with open(folder / "filler", "wb", buffering=0) as filler:  # fill the 64 KiB file system
+            with pytest.raises(OSError):
+                while True:
+                    filler.write(b"x" * 1024)
+        before = ["filler"]
+    (tmp_path / "good.wav").write_bytes(make_speech("Hello world. This is the first file of the test.").read_bytes())
+    result = verbatim("transcribe", "good.wav", "-f", "srt,docx,json", "-o", str(folder), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    reasons = [line for line in result.stderr.splitlines() if line.startswith("good.wav: ")]
+    expected = "the folder is read-only" if mount == "readonly_mount" else "the disk is full"
+    assert reasons and all(expected in line for line in reasons), result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before  # no partial file, no temp file

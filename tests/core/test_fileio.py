@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,36 +20,6 @@ def _isolated_home(tmp_path, monkeypatch):
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
-
-
-def _mount_tmpfs(folder: Path, options: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    folder.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A real 64 KiB file system, unmounted afterwards."""
-    folder = tmp_path / "tiny"
-    _mount_tmpfs(folder, "size=64k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
-
-
-@pytest.fixture
-def readonly_mount(tmp_path):
-    folder = tmp_path / "ro"
-    _mount_tmpfs(folder, "size=64k")
-    (folder / "old.srt").write_bytes(b"previous run\n")
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 # -- write_atomic --------------------------------------------------------------------------------
