@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,42 @@ def decode(path: Path) -> np.ndarray:
     return _decode_with_av(path)
 
 
+def decode_blocks(path: Path, block_samples: int = 60 * SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """The input as consecutive 16 kHz mono float32 blocks of about `block_samples`, decoded as they are
+    taken, so a file of any length needs only a block's memory. Raises AudioError like decode()."""
+    path = Path(path)
+    check_readable(path)
+    if path.suffix.lower() in _SOUNDFILE_EXTENSIONS and _is_native_16k_mono(path):
+        import soundfile
+
+        with soundfile.SoundFile(str(path)) as sound:
+            while True:
+                block = sound.read(block_samples, dtype="float32", always_2d=False)
+                if not len(block):
+                    return
+                yield np.ascontiguousarray(block, dtype=np.float32)
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    for piece in _av_pieces(path):
+        pending.append(piece)
+        pending_samples += len(piece)
+        if pending_samples >= block_samples:
+            yield np.ascontiguousarray(np.concatenate(pending), dtype=np.float32)
+            pending, pending_samples = [], 0
+    if pending:
+        yield np.ascontiguousarray(np.concatenate(pending), dtype=np.float32)
+
+
+def _is_native_16k_mono(path: Path) -> bool:
+    try:
+        import soundfile
+
+        info = soundfile.info(str(path))
+    except Exception:  # noqa: BLE001 - no libsndfile, or a file it cannot read: PyAV decides
+        return False
+    return info.samplerate == SAMPLE_RATE and info.channels == 1
+
+
 def _read_native_16k_mono(path: Path) -> np.ndarray | None:
     """Read directly when the file already is 16 kHz mono (no resampling, no mixing)."""
     try:
@@ -91,9 +128,13 @@ def _read_native_16k_mono(path: Path) -> np.ndarray | None:
 
 
 def _decode_with_av(path: Path) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate(list(_av_pieces(path))), dtype=np.float32)
+
+
+def _av_pieces(path: Path) -> Iterator[np.ndarray]:
+    """Resampled frames as PyAV decodes them; at least one, or AudioError."""
     import av
 
-    pieces: list[np.ndarray] = []
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FileNotFoundError:
@@ -105,6 +146,7 @@ def _decode_with_av(path: Path) -> np.ndarray:
     except av.error.FFmpegError as exc:
         raise AudioError(f"cannot open the file ({exc.strerror or exc})") from None
     errors = 0
+    produced = 0
     with container:
         if not container.streams.audio:
             raise AudioError("has no audio track")
@@ -121,17 +163,18 @@ def _decode_with_av(path: Path) -> np.ndarray:
                     continue
                 for frame in frames:
                     for out in resampler.resample(frame):
-                        pieces.append(out.to_ndarray().reshape(-1))
+                        produced += 1
+                        yield out.to_ndarray().reshape(-1)
             for out in resampler.resample(None):
-                pieces.append(out.to_ndarray().reshape(-1))
+                produced += 1
+                yield out.to_ndarray().reshape(-1)
         except av.error.FFmpegError as exc:
-            if not pieces:
+            if not produced:
                 raise AudioError(f"cannot decode the audio ({exc.strerror or exc})") from None
-    if not pieces:
+    if not produced:
         if errors:
             raise AudioError("the audio is damaged: no frame could be decoded")
         raise AudioError("contains no audio samples")
-    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
 
 
 def _os_reason(exc: OSError) -> str:

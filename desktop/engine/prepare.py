@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop.engine.audio import SAMPLE_RATE, decode
+from desktop.engine.audio import SAMPLE_RATE, decode_blocks
 
 CHUNK_S = 30
 FRAMES_PER_CHUNK = 3000
@@ -23,6 +23,8 @@ FRAMES_PER_CHUNK = 3000
 # natural breaks and never cut a word.
 VAD_MIN_SILENCE_MS = 160
 VAD_WINDOW_S = 60
+# Long files are decoded and prepared this much at a time.
+STREAM_WINDOW_S = 600
 
 
 @dataclass
@@ -52,45 +54,112 @@ def prepare_audio(
     executor: Executor,
 ) -> PreparedAudio:
     """`executor` runs the pieces of this one file (VAD windows, chunk features); it must not be
-    the executor this call itself runs on (waiting on it from inside could deadlock)."""
+    the executor this call itself runs on (waiting on it from inside could deadlock).
+
+    A file is decoded, searched for speech and turned into features STREAM_WINDOW_S at a time, each
+    window cut in a pause: only one window of samples is in memory, whatever the file's length (a
+    three-hour file would otherwise hold 0.7 GB of samples, and twice that while decoding). What stays
+    is the chunks' features, about 100 MB per hour of speech."""
+    seconds = {"decode": 0.0, "vad": 0.0, "features": 0.0}
+    skip = int(max(start_at_s, 0.0) * SAMPLE_RATE)
+    consumed = [0]  # samples read before the windows (the resume point), then in them
+    if audio is not None:
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        consumed[0] = min(skip, len(samples))
+        windows: Iterable[np.ndarray] = [samples[consumed[0] :]]
+    else:
+        windows = _stream_windows(source, skip, STREAM_WINDOW_S * SAMPLE_RATE, seconds, consumed)  # type: ignore[arg-type]
+
+    speech: list[dict[str, int]] = []
+    chunks: list[Chunk] = []
+    position = 0  # samples after the resume point before the current window
+    speech_before_s = 0.0  # speech in earlier windows: where this window's starts in the speech-only timeline
+    for window in windows:
+        window_speech, window_chunks = _prepare_window(
+            window, vad, feature_extractor, executor, seconds, len(chunks), speech_before_s
+        )
+        base_s = (consumed[0] + position) / SAMPLE_RATE
+        for chunk in window_chunks:
+            chunk.end_s += base_s
+        speech.extend({"start": s["start"] + position, "end": s["end"] + position} for s in window_speech)
+        chunks.extend(window_chunks)
+        speech_before_s += sum(s["end"] - s["start"] for s in window_speech) / SAMPLE_RATE
+        position += len(window)
+    duration_s = (consumed[0] + position) / SAMPLE_RATE
+    for chunk in chunks:
+        chunk.end_s = min(chunk.end_s, duration_s)
+    # The resume point exactly as asked (not rounded to a sample): the library keeps what ends before it.
+    return PreparedAudio(duration_s, min(max(start_at_s, 0.0), duration_s), speech, chunks, seconds)
+
+
+def _prepare_window(
+    samples: np.ndarray,
+    vad: bool,
+    feature_extractor: Any,
+    executor: Executor,
+    seconds: dict[str, float],
+    first_index: int,
+    speech_before_s: float,
+) -> tuple[list[dict[str, int]], list[Chunk]]:
+    """Speech spans (in samples of this window) and chunks; a chunk's offset_s is in the whole file's
+    speech-only timeline and its end_s relative to the window's start."""
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.vad import SpeechTimestampsMap, collect_chunks
 
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    samples = audio if audio is not None else decode(source)  # type: ignore[arg-type]
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-    seconds["decode"] = time.perf_counter() - started
-    duration_s = len(samples) / SAMPLE_RATE
-    start_at_s = min(max(start_at_s, 0.0), duration_s)
-    if start_at_s:
-        samples = samples[int(start_at_s * SAMPLE_RATE) :]
     started = time.perf_counter()
     if vad:
         speech = speech_timestamps(samples, executor)
     else:
         step = CHUNK_S * SAMPLE_RATE
         speech = [{"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)]
-    seconds["vad"] = time.perf_counter() - started
+    seconds["vad"] += time.perf_counter() - started
     chunks: list[Chunk] = []
-    if speech:
-        timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
-        pieces, metadata = collect_chunks(samples, speech, max_duration=CHUNK_S)
-        kept = [(index, piece, meta) for index, (piece, meta) in enumerate(zip(pieces, metadata)) if len(piece)]
+    if not speech:
+        return speech, chunks
+    timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
+    pieces, metadata = collect_chunks(samples, speech, max_duration=CHUNK_S)
+    kept = [(piece, meta) for piece, meta in zip(pieces, metadata) if len(piece)]
 
-        def features(piece: np.ndarray) -> np.ndarray:
-            mel = feature_extractor(piece)[..., :-1]
-            return np.ascontiguousarray(pad_or_trim(mel, FRAMES_PER_CHUNK))
+    def features(piece: np.ndarray) -> np.ndarray:
+        mel = feature_extractor(piece)[..., :-1]
+        return np.ascontiguousarray(pad_or_trim(mel, FRAMES_PER_CHUNK))
 
+    started = time.perf_counter()
+    computed = list(executor.map(features, [piece for piece, _ in kept]))
+    seconds["features"] += time.perf_counter() - started
+    for i, ((_piece, meta), chunk_features) in enumerate(zip(kept, computed)):
+        offset_s = float(meta["offset"])
+        chunk_duration_s = float(meta["duration"])
+        end_s = float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
+        chunks.append(Chunk(first_index + i, chunk_features, speech_before_s + offset_s, chunk_duration_s, end_s))
+    return speech, chunks
+
+
+def _stream_windows(
+    source: Path, skip: int, window: int, seconds: dict[str, float], consumed: list[int]
+) -> Iterator[np.ndarray]:
+    """The file after its first `skip` samples, in windows of about `window` samples, each cut at the
+    quietest 100 ms within 2 s of its mark. consumed[0] counts the samples skipped."""
+    search = 2 * SAMPLE_RATE
+    blocks = decode_blocks(source, block_samples=min(window, 60 * SAMPLE_RATE))
+    buffer = np.empty(0, dtype=np.float32)
+    while True:
         started = time.perf_counter()
-        computed = list(executor.map(features, [piece for _, piece, _ in kept]))
-        seconds["features"] = time.perf_counter() - started
-        for (index, _, meta), chunk_features in zip(kept, computed):
-            offset_s = float(meta["offset"])
-            chunk_duration_s = float(meta["duration"])
-            end_s = start_at_s + float(timeline.get_original_time(offset_s + chunk_duration_s, is_end=True))
-            chunks.append(Chunk(index, chunk_features, offset_s, chunk_duration_s, min(end_s, duration_s)))
-    return PreparedAudio(duration_s, start_at_s, speech, chunks, seconds)
+        block = next(blocks, None)
+        seconds["decode"] += time.perf_counter() - started
+        if block is None:
+            break
+        if consumed[0] < skip:
+            drop = min(len(block), skip - consumed[0])
+            consumed[0] += drop
+            block = block[drop:]
+        buffer = np.concatenate([buffer, block]) if len(buffer) else block
+        while len(buffer) >= window + search:
+            cut = quiet_cut(buffer, window, search)
+            yield buffer[:cut]
+            buffer = buffer[cut:].copy()
+    if len(buffer):
+        yield buffer
 
 
 def speech_timestamps(audio: np.ndarray, executor: Executor) -> list[dict[str, int]]:
@@ -115,22 +184,26 @@ def speech_timestamps(audio: np.ndarray, executor: Executor) -> list[dict[str, i
 def window_bounds(audio: np.ndarray, window: int, search: int = 2 * SAMPLE_RATE) -> list[int]:
     """Sample positions [0, ..., len(audio)] about `window` apart, each moved to the quietest
     100 ms within `search` samples of its mark."""
-    frame = SAMPLE_RATE // 10
     bounds = [0]
     mark = window
     while mark < len(audio) - window // 2:
-        lo, hi = max(bounds[-1] + frame, mark - search), min(len(audio) - frame, mark + search)
-        region = audio[lo:hi]
-        usable = len(region) // frame * frame
-        if usable >= frame:
-            energy = np.square(region[:usable]).reshape(-1, frame).sum(axis=1)
-            cut = lo + int(np.argmin(energy)) * frame + frame // 2
-        else:
-            cut = mark
+        cut = bounds[-1] + quiet_cut(audio[bounds[-1] :], mark - bounds[-1], search)
         bounds.append(cut)
         mark = cut + window
     bounds.append(len(audio))
     return bounds
+
+
+def quiet_cut(audio: np.ndarray, mark: int, search: int) -> int:
+    """The middle of the quietest 100 ms within `search` samples of `mark` (never at 0 or the end)."""
+    frame = SAMPLE_RATE // 10
+    lo, hi = max(frame, mark - search), min(len(audio) - frame, mark + search)
+    region = audio[lo:hi]
+    usable = len(region) // frame * frame
+    if usable < frame:
+        return mark
+    energy = np.square(region[:usable]).reshape(-1, frame).sum(axis=1)
+    return lo + int(np.argmin(energy)) * frame + frame // 2
 
 
 # -- in a worker process -------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""The CPU stage: long files are decoded, searched for speech and featurized window by window."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from desktop.engine import prepare
+from desktop.engine.audio import SAMPLE_RATE, decode, decode_blocks
+from desktop.engine.engine import Engine
+from desktop.engine.events import EngineJob, SegmentsDecoded, TranscribeOptions
+
+pytestmark = pytest.mark.model
+
+TEXT = " ".join(
+    f"Paragraph {n}. The {animal} walked slowly across the {place} before the sun went down."
+    for n, (animal, place) in enumerate(
+        [("fox", "field"), ("horse", "bridge"), ("rabbit", "garden"), ("goat", "hill"), ("cat", "roof"),
+         ("dog", "beach")], start=1)
+)
+
+
+@pytest.fixture(scope="module")
+def long_clip(make_speech):
+    return make_speech(TEXT, name="windows.wav", rate=16000)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3"])
+def test_blocks_join_to_the_whole_decode(long_clip, tmp_path, suffix):
+    path = long_clip
+    if suffix != ".wav":
+        path = tmp_path / f"clip{suffix}"
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(long_clip), str(path)], check=True)
+    blocks = list(decode_blocks(path, block_samples=5 * SAMPLE_RATE))
+    assert len(blocks) > 2 and all(len(b) >= 5 * SAMPLE_RATE for b in blocks[:-1])
+    np.testing.assert_array_equal(np.concatenate(blocks), decode(path))
+
+
+def test_windows_cover_the_file_once_and_keep_one_timeline(long_clip, loaded_model, monkeypatch):
+    extractor = loaded_model.whisper.feature_extractor
+    with ThreadPoolExecutor(2) as pool:
+        whole = prepare.prepare_audio(long_clip, decode(long_clip), 0.0, True, extractor, pool)
+        monkeypatch.setattr(prepare, "STREAM_WINDOW_S", 12)
+        windowed = prepare.prepare_audio(long_clip, None, 0.0, True, extractor, pool)
+        resumed = prepare.prepare_audio(long_clip, None, 20.0, True, extractor, pool)
+    assert windowed.duration_s == pytest.approx(whole.duration_s, abs=1e-6)
+    assert len(windowed.chunks) > len(whole.chunks)  # no chunk spans a window cut
+    # Speech spans are in order, never overlap, and the chunks tile the speech-only timeline.
+    spans = [(s["start"], s["end"]) for s in windowed.speech]
+    assert all(a_end <= b_start for (_a, a_end), (b_start, _b) in zip(spans, spans[1:]))
+    speech_s = sum(end - start for start, end in spans) / SAMPLE_RATE
+    offsets = [c.offset_s for c in windowed.chunks]
+    assert offsets[0] == 0.0 and offsets == sorted(offsets)
+    assert offsets[-1] + windowed.chunks[-1].duration_s == pytest.approx(speech_s, abs=1e-3)
+    assert [c.index for c in windowed.chunks] == list(range(len(windowed.chunks)))
+    ends = [c.end_s for c in windowed.chunks]
+    assert ends == sorted(ends) and ends[-1] <= windowed.duration_s
+    # A resume point inside the file: spans count from it, and chunks end after it.
+    assert resumed.start_at_s == 20.0 and resumed.duration_s == pytest.approx(whole.duration_s, abs=1e-6)
+    assert resumed.chunks and all(c.end_s > 20.0 for c in resumed.chunks)
+
+
+def test_a_windowed_file_reads_like_the_whole(long_clip, loaded_model, monkeypatch):
+    def transcribe():
+        events = list(Engine(loaded_model).run([EngineJob(0, long_clip)], TranscribeOptions(), threading.Event()))
+        return [s for e in events if isinstance(e, SegmentsDecoded) for s in e.segments]
+
+    whole = transcribe()
+    monkeypatch.setattr(prepare, "STREAM_WINDOW_S", 12)
+    windowed = transcribe()
+    words = lambda segments: re.findall(r"[a-z]+", " ".join(s.text for s in segments).lower())  # noqa: E731
+    expected = set(words(whole))
+    assert len(expected & set(words(windowed))) / len(expected) >= 0.9
+    assert all(a.end_s <= b.start_s + 0.01 for a, b in zip(windowed, windowed[1:]))
+    # The text lands at the same times: the first and the last segment start where they did.
+    assert windowed[0].start_s == pytest.approx(whole[0].start_s, abs=1.0)
+    assert windowed[-1].start_s == pytest.approx(whole[-1].start_s, abs=3.0)
+    assert windowed[-1].end_s == pytest.approx(whole[-1].end_s, abs=1.0)
