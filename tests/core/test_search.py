@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.core.search import Match, SearchError, SearchOptions, find_all, find_next, replace_all, replace_one
+from desktop.core.search import (
+    Match,
+    SearchError,
+    SearchOptions,
+    find_all,
+    find_next,
+    replace_all,
+    replace_one,
+)
 from desktop.core.segment import Segment, TranscriptInfo, Word
 from desktop.core.transcript import Transcript
 
