@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from desktop.core.segment import Segment
@@ -47,7 +48,7 @@ def shown_text(segment: Segment) -> str:
     return segment.text.strip()
 
 
-def find_all(segments: list[Segment] | tuple[Segment, ...], options: SearchOptions) -> list[Match]:
+def find_all(segments: Sequence[Segment], options: SearchOptions) -> list[Match]:
     pattern = options.compile()
     matches: list[Match] = []
     for row, segment in enumerate(segments):
@@ -58,7 +59,7 @@ def find_all(segments: list[Segment] | tuple[Segment, ...], options: SearchOptio
 
 
 def find_next(
-    segments: list[Segment] | tuple[Segment, ...],
+    segments: Sequence[Segment],
     options: SearchOptions,
     row: int,
     char: int,
