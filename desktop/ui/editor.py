@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 import weakref
 from collections.abc import Callable, Iterable
 
@@ -605,7 +606,9 @@ class TranscriptEditor(QWidget):
         opened = self.delegate.active_editor()
         if opened is not None:
             opened.setSelection(span.start, span.end - span.start)
-        emit(self.message, f"“{span.word.text.strip()}”: the model was {span.word.probability:.0%} sure "
+        # Rounded down, so a word under the threshold never reads as "50% sure".
+        sure = math.floor(span.word.probability * 100)
+        emit(self.message, f"“{span.word.text.strip()}”: the model was {sure}% sure "
                            f"(segment {found_row + 1}, {format_time(span.word.start_s)}).")
         return True
 

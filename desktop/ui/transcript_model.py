@@ -11,6 +11,7 @@ history (undo -> Transcript.undo, redo -> Transcript.redo), which keeps the two 
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -184,7 +185,7 @@ class TranscriptModel(QAbstractTableModel):
                 tip += "\n\n(The model was unsure here; check this segment.)"
             unsure_words = self.uncertain_spans(index.row())
             if unsure_words:
-                listed = ", ".join(f"“{s.word.text.strip()}” {s.word.probability:.0%}" for s in unsure_words[:8])
+                listed = ", ".join(f"“{s.word.text.strip()}” {math.floor(s.word.probability * 100)}%" for s in unsure_words[:8])
                 tip += f"\n\nUncertain words: {listed}"
             return tip
         if role == Qt.ItemDataRole.ForegroundRole and column == TEXT and _is_unsure(segment):
