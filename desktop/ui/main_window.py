@@ -742,6 +742,9 @@ class MainWindow(QMainWindow):
         next_start_s = segments[first + count].start_s if first + count < len(segments) else float("inf")
         fitted = [s for s in fit_after(previous_end_s, outcome.segments) if s.start_s < next_start_s - _MIN_SEGMENT_S]
         fitted = [dataclasses.replace(s, end_s=min(s.end_s, next_start_s)) for s in fitted]
+        if not fitted and not count:
+            self.statusBar().showMessage("The re-run found nothing to change.", 8000)
+            return
         span = f"{format_time(start_s)}–{format_time(end_s)}"
         description = f"Re-run {span}"
         if not self.transcript_model.perform(

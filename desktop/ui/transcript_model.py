@@ -53,17 +53,22 @@ class _CoreEdit(QUndoCommand):
 
     def __init__(self, transcript: Transcript, text: str) -> None:
         super().__init__(text)
-        self._transcript = transcript
+        # Weak: the stack lives as long as its transcript (see TranscriptModel._stacks), not the reverse.
+        self._transcript = weakref.ref(transcript)
         self._applied = True
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self._transcript.redo()
+        transcript = self._transcript()
+        if transcript is not None:
+            transcript.redo()
 
     def undo(self) -> None:
-        self._transcript.undo()
+        transcript = self._transcript()
+        if transcript is not None:
+            transcript.undo()
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -244,7 +249,8 @@ class TranscriptModel(QAbstractTableModel):
             return None
         stack = self._stacks.get(transcript)
         if stack is None:
-            stack = self._stacks[transcript] = QUndoStack(self)
+            # Not parented to the model: it goes when its transcript goes (a removed job's history with it).
+            stack = self._stacks[transcript] = QUndoStack()
         return stack
 
     def perform(self, edit: Callable[[], object], transcript: Transcript | None = None) -> bool:
