@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
                                       "Run the selected job earlier")
         self.down_action = self._action("Move &down", lambda: self.move_selected(1), "down", "Alt+Down",
                                         "Run the selected job later")
-        self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, None, "F1",
+        self.shortcuts_action = self._action("&Keyboard shortcuts", lambda: self.show_shortcuts(), None, "F1",
                                              "Every shortcut of the window")
         self.settings_action = self._action("&Settings…", self.open_settings, "settings",
                                             QKeySequence.StandardKey.Preferences, "Model, language and more")

@@ -289,3 +289,22 @@ def test_shortcuts_dialog_is_generated_from_the_actions(qtbot, ed):
     # Change a shortcut: the dialog follows.
     ed.editor.merge_action.setShortcut("Ctrl+Shift+M")
     assert dict(ed.window.shortcuts_dialog().listed())["Ctrl+Shift+M"] == "Edit: Merge with next"
+
+
+def test_escape_leaves_the_cell_keeping_what_was_typed(qtbot, ed):
+    cell = ed.open_cell(qtbot, 3)
+    cell.end(False)
+    qtbot.keyClicks(cell, " Again")
+    qtbot.keyClick(cell, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: ed.editor.delegate.active_editor() is None, timeout=1000)
+    assert ed.stored_texts()[3] == "The cat left early. Again"
+    ed.window.undo_action.trigger()
+    assert ed.stored_texts()[3] == "The cat left early."
+
+
+def test_insert_without_a_gap_is_refused_with_a_reason(qtbot, ed):
+    ed.view.setFocus()
+    ed.view.setCurrentIndex(ed.model.index(2, TEXT))  # segment 3 ends where segment 4 starts
+    qtbot.keyClick(ed.view, Qt.Key.Key_I, CTRL)
+    assert ed.model.rowCount() == 4 and ed.stored() == SEGMENTS
+    assert "no time free after segment 3" in ed.window.edit_error.text()
