@@ -11,6 +11,8 @@ from desktop.core.segment import Segment, TranscriptInfo, Word
 
 # Times are kept to the millisecond; comparisons allow for float noise below that.
 TIME_EPSILON_S = 0.0005
+# The shortest segment a nudge may leave: a segment must keep some time to be played and read.
+MIN_SEGMENT_S = 0.05
 
 
 class EditError(ValueError):
@@ -25,6 +27,8 @@ class _Edit:
     index: int
     old: tuple[Segment, ...]
     new: tuple[Segment, ...]
+    # Consecutive edits with the same key (typing in one cell) coalesce into one undo step.
+    merge_key: object = None
 
 
 class Transcript:
@@ -36,6 +40,8 @@ class Transcript:
         self._undo: list[_Edit] = []
         self._redo: list[_Edit] = []
         self._listeners: list[Callable[[int, int, int], None]] = []
+        # Counts every change (edits, undo, redo, streaming), so callers can tell whether a call changed anything.
+        self.revision = 0
         for segment in segments:
             self._check_alone(segment)
             self._segments.append(segment)
@@ -61,6 +67,11 @@ class Transcript:
 
     def can_redo(self) -> bool:
         return bool(self._redo)
+
+    @property
+    def undo_depth(self) -> int:
+        """How many edits undo can take back; a coalesced edit does not add one."""
+        return len(self._undo)
 
     def undo_description(self) -> str:
         return self._undo[-1].description if self._undo else ""
@@ -106,12 +117,44 @@ class Transcript:
         self._notify(0, old_count, len(new))
 
     # -- edits (undoable) ----------------------------------------------------------------------
-    def set_text(self, index: int, text: str) -> None:
+    def set_text(self, index: int, text: str, merge_key: object = None) -> None:
+        """With a `merge_key`, a text edit right after another with the same key and index (typing that
+        is saved as it goes) joins it: one undo takes the whole typing back."""
         old = self._segments[self._index(index)]
         if old.text == text:
             return
         # Edited text no longer matches the word timings, so the words are dropped.
-        self._apply(_Edit("Edit text", index, (old,), (replace(old, text=text, words=()),)))
+        self._apply(_Edit("Edit text", index, (old,), (replace(old, text=text, words=()),), merge_key))
+
+    def nudge(self, index: int, edge: str, delta_s: float) -> float:
+        """Move the start or end (`edge`) of segment `index` by `delta_s`, clamped so it neither overlaps
+        a neighbour, nor starts before 0:00, nor leaves the segment shorter than MIN_SEGMENT_S. Returns
+        the new time; raises EditError when the edge cannot move that way at all."""
+        if edge not in ("start", "end"):
+            raise ValueError(f"edge must be 'start' or 'end', not {edge!r}")
+        old = self._segments[self._index(index)]
+        if edge == "start":
+            floor_s = self._segments[index - 1].end_s if index > 0 else 0.0
+            ceiling_s = old.end_s - MIN_SEGMENT_S
+            wanted_s = old.start_s + delta_s
+        else:
+            floor_s = old.start_s + MIN_SEGMENT_S
+            ceiling_s = self._segments[index + 1].start_s if index + 1 < len(self._segments) else float("inf")
+            wanted_s = old.end_s + delta_s
+        moved_s = round(min(max(wanted_s, floor_s), ceiling_s), 3)
+        current_s = old.start_s if edge == "start" else old.end_s
+        if abs(moved_s - current_s) < TIME_EPSILON_S:
+            if delta_s < 0:
+                why = "it would overlap the previous segment" if edge == "start" and index > 0 else (
+                    "it cannot start before 0:00" if edge == "start" else "the segment would become too short")
+            else:
+                why = "the segment would become too short" if edge == "start" else "it would overlap the next segment"
+            raise EditError(f"Cannot move the {edge} of segment {index + 1} further: {why}.")
+        if edge == "start":
+            self.set_times(index, moved_s, old.end_s)
+        else:
+            self.set_times(index, old.start_s, moved_s)
+        return moved_s
 
     def set_times(self, index: int, start_s: float, end_s: float) -> None:
         old = self._segments[self._index(index)]
@@ -199,7 +242,17 @@ class Transcript:
         except EditError:
             self._segments = saved
             raise
-        self._undo.append(edit)
+        last = self._undo[-1] if self._undo else None
+        if (
+            edit.merge_key is not None
+            and last is not None
+            and not self._redo
+            and last.merge_key == edit.merge_key
+            and (last.index, len(last.new), len(edit.old)) == (edit.index, 1, 1)
+        ):
+            self._undo[-1] = replace(last, new=edit.new)
+        else:
+            self._undo.append(edit)
         self._redo.clear()
         self._notify(edit.index, len(edit.old), len(edit.new))
 
@@ -208,6 +261,7 @@ class Transcript:
         self._notify(index, count, len(segments))
 
     def _notify(self, index: int, removed: int, inserted: int) -> None:
+        self.revision += 1
         for listener in self._listeners:
             listener(index, removed, inserted)
 

@@ -37,13 +37,14 @@ from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store
 from desktop.core.transcript import Transcript
+from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
 from desktop.ui.notice_bar import NoticeBar
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
 from desktop.ui.resources import icon
 from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.timefmt import format_duration
+from desktop.ui.timefmt import format_duration, format_time
 from desktop.ui.transcript_model import END, START, TEXT, TranscriptModel
-from desktop.workers.model_worker import ModelStatus, ModelWorker
+from desktop.workers.model_worker import ModelStatus, ModelWorker, RangeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ class MainWindow(QMainWindow):
 
         self.queue_model = QueueModel(store.jobs(), self)
         self.transcript_model = TranscriptModel(self)
+        # The editor (table, find bar, editing actions) is built first: the menus list its actions.
+        self.editor = TranscriptEditor(self.transcript_model)
+        self._reruns: dict[int, Transcript] = {}  # range re-run request id -> the transcript it answers
         self._build_actions()
         self._build_menus()
         self._build_widgets()
@@ -193,6 +197,8 @@ class MainWindow(QMainWindow):
                                       "Run the selected job earlier")
         self.down_action = self._action("Move &down", lambda: self.move_selected(1), "down", "Alt+Down",
                                         "Run the selected job later")
+        self.shortcuts_action = self._action("&Keyboard shortcuts", lambda: self.show_shortcuts(), None, "F1",
+                                             "Every shortcut of the window")
         self.settings_action = self._action("&Settings…", self.open_settings, "settings",
                                             QKeySequence.StandardKey.Preferences, "Model, language and more")
         if self.settings_action.shortcut().isEmpty():
@@ -208,10 +214,20 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         edit_menu = bar.addMenu("&Edit")
         edit_menu.addActions([self.undo_action, self.redo_action])
+        edit_menu.addSeparator()
+        edit_menu.addActions(self.editor.editing_actions()[:4])
+        nudge_menu = edit_menu.addMenu("&Times")
+        nudge_menu.addActions(self.editor.editing_actions()[4:])
+        edit_menu.addSeparator()
+        edit_menu.addActions(self.editor.find_actions())
+        review_menu = bar.addMenu("Re&view")
+        review_menu.addActions(self.editor.review_actions())
         queue_menu = bar.addMenu("&Queue")
         queue_menu.addActions([self.cancel_action, self.retry_action, self.remove_action])
         queue_menu.addSeparator()
         queue_menu.addActions([self.up_action, self.down_action])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
 
         toolbar = QToolBar("Main")
         toolbar.setObjectName("MainToolBar")
@@ -297,8 +313,7 @@ class MainWindow(QMainWindow):
         self._edit_error_timer.setSingleShot(True)
         self._edit_error_timer.timeout.connect(self.edit_error.hide)
 
-        self.transcript_view = QTableView()
-        self.transcript_view.setModel(self.transcript_model)
+        self.transcript_view = self.editor.view
         self.transcript_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.transcript_view.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
@@ -341,7 +356,7 @@ class MainWindow(QMainWindow):
         title_row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         editor_layout.addLayout(title_row)
         editor_layout.addWidget(self.edit_error)
-        editor_layout.addWidget(self.transcript_view, 1)
+        editor_layout.addWidget(self.editor, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(queue_panel)
@@ -388,6 +403,10 @@ class MainWindow(QMainWindow):
         self.worker.job_finished.connect(self._on_job_finished)
         self.worker.job_failed.connect(self._on_job_failed)
         self.worker.job_cancelled.connect(self._on_job_cancelled)
+        self.worker.range_transcribed.connect(self._on_range_transcribed)
+        self.worker.range_failed.connect(self._on_range_failed)
+        self.editor.rerun_requested.connect(self.rerun_rows)
+        self.editor.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
     def _resume_queue(self) -> None:
         """Jobs a crash left running, and jobs still queued when the app last closed, run again."""
@@ -690,6 +709,76 @@ class MainWindow(QMainWindow):
         self.edit_error.show()
         self._edit_error_timer.start(8000)
         self.statusBar().showMessage(message, 8000)
+
+    def show_shortcuts(self) -> None:
+        self.shortcuts_dialog().exec()
+
+    def shortcuts_dialog(self) -> ShortcutsDialog:
+        """Built from the actions themselves, so it lists exactly what the keys do."""
+        editor = self.editor
+        window_actions = [a for a in self.actions() if a is not self.shortcuts_action] + [self.shortcuts_action]
+        return ShortcutsDialog([("Window", window_actions), ("Edit", editor.editing_actions()),
+                                ("Find", editor.find_actions()), ("Review", editor.review_actions())], self)
+
+    # -- re-running a flagged range ------------------------------------------------------------------
+    def rerun_rows(self, first: int, last: int) -> int | None:
+        """Ask the worker to transcribe the time of rows first..last again; the answer replaces whatever
+        segments then lie in that time, as one undoable edit. Returns the request id."""
+        job_id = self.current_job_id()
+        entry = self.queue_model.entry(job_id) if job_id is not None else None
+        transcript = self.transcript_model.transcript
+        if entry is None or transcript is None or job_id is None:
+            return None
+        if entry.job.state != JobState.DONE:
+            self._show_edit_error("A range can be transcribed again once the job is done.")
+            return None
+        rows = self.transcript_model.rows()
+        start_s, end_s = rows[first].start_s, rows[last].end_s
+        request_id = self.worker.rerun_range(job_id, entry.job.source, start_s, end_s)
+        self._reruns[request_id] = transcript
+        self.statusBar().showMessage(f"Transcribing {format_time(start_s)}–{format_time(end_s)} again…")
+        return request_id
+
+    def _on_range_transcribed(self, outcome: RangeOutcome) -> None:
+        request = outcome.request
+        transcript = self._reruns.pop(request.request_id, None)
+        # The job may have been removed or retried (a new transcript) since: then the answer is stale.
+        if transcript is None or not self._known(request.job_id) or self._transcripts.get(request.job_id) is not transcript:
+            return
+        start_s, end_s = request.start_s, request.end_s
+        segments = transcript.segments
+        inside = [i for i, s in enumerate(segments) if s.start_s >= start_s - 0.001 and s.end_s <= end_s + 0.001]
+        first = inside[0] if inside else sum(1 for s in segments if s.end_s <= start_s)
+        count = inside[-1] - first + 1 if inside else 0
+        previous_end_s = segments[first - 1].end_s if first > 0 else 0.0
+        next_start_s = segments[first + count].start_s if first + count < len(segments) else float("inf")
+        fitted = [s for s in fit_after(previous_end_s, outcome.segments) if s.start_s < next_start_s - _MIN_SEGMENT_S]
+        fitted = [dataclasses.replace(s, end_s=min(s.end_s, next_start_s)) for s in fitted]
+        if not fitted and not count:
+            self.statusBar().showMessage("The re-run found nothing to change.", 8000)
+            return
+        span = f"{format_time(start_s)}–{format_time(end_s)}"
+        description = f"Re-run {span}"
+        if not self.transcript_model.perform(
+            lambda: transcript.replace_range(first, count, fitted, description), transcript
+        ):
+            return
+        self.store.save_transcript(request.job_id, transcript)
+        self._update_actions()
+        if request.job_id == self.current_job_id():
+            self._update_job_header()
+            if fitted:
+                self.editor.select_row(first, 0)
+        if fitted:
+            self.statusBar().showMessage(f"{span} transcribed again: {_count(count, 'segment')} replaced by "
+                                         f"{len(fitted)} (Ctrl+Z undoes it).", 10_000)
+        else:
+            self.statusBar().showMessage(f"The re-run found no speech in {span}; the flagged segments were removed "
+                                         "(Ctrl+Z brings them back).", 10_000)
+
+    def _on_range_failed(self, outcome: RangeOutcome) -> None:
+        if self._reruns.pop(outcome.request.request_id, None) is not None and not self._closing:
+            self._show_edit_error(f"The range could not be transcribed again: {outcome.error}")
 
     # -- queue operations --------------------------------------------------------------------------
     def cancel_selected(self) -> None:

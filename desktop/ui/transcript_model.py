@@ -1,20 +1,34 @@
 """The transcript editor's table model: start, end and text of each segment of a core Transcript.
 
-Edits go through Transcript.set_text / set_times, so the rules (ordered, no overlap) live in core. The
+Edits go through the core Transcript's operations, so the rules (ordered, no overlap) live in core. The
 model keeps its own copy of the rows because Transcript tells listeners after a change, while Qt wants
 "rows about to change" before it: the copy is what views see until the model has announced the change.
+
+Undo: each transcript has a QUndoStack whose commands wrap core edits. An edit is applied by core first
+(so a refused edit never reaches the stack); the command pushed afterwards then only walks core's own
+history (undo -> Transcript.undo, redo -> Transcript.redo), which keeps the two in step.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
 
+from desktop.core.flags import (
+    UNCERTAIN_WORD_PROBABILITY,
+    Flag,
+    WordSpan,
+    flag_tooltip,
+    segment_flags,
+    uncertain_words,
+)
 from desktop.core.segment import Segment
 from desktop.core.transcript import EditError, Transcript
+from desktop.ui.resources import icon
 from desktop.ui.timefmt import format_time, parse_time
 from desktop.workers.signals import emit
 
@@ -25,6 +39,36 @@ _HEADERS = ("Start", "End", "Text")
 # Below this average log probability the decoder was unsure; the row is tinted so the user checks it.
 LOW_CONFIDENCE_LOGPROB = -1.0
 _LOW_CONFIDENCE = QColor("#d9822b")
+_FLAGGED_BACKGROUND = QColor("#fff4d6")
+# For the playback helper: the row being played is painted with this (see set_playing_row).
+_PLAYING_BACKGROUND = QColor("#dbeafe")
+
+# Roles the editor's delegate reads.
+FLAGS_ROLE = Qt.ItemDataRole.UserRole + 1  # tuple[Flag, ...]
+UNCERTAIN_ROLE = Qt.ItemDataRole.UserRole + 2  # list[WordSpan] (empty unless confidence is shown)
+
+
+class _CoreEdit(QUndoCommand):
+    """An edit core has already applied; the stack's first redo() (on push) therefore does nothing."""
+
+    def __init__(self, transcript: Transcript, text: str) -> None:
+        super().__init__(text)
+        # Weak: the stack lives as long as its transcript (see TranscriptModel._stacks), not the reverse.
+        self._transcript = weakref.ref(transcript)
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        transcript = self._transcript()
+        if transcript is not None:
+            transcript.redo()
+
+    def undo(self) -> None:
+        transcript = self._transcript()
+        if transcript is not None:
+            transcript.undo()
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -38,6 +82,12 @@ class TranscriptModel(QAbstractTableModel):
         self._subscribed: weakref.WeakSet[Transcript] = weakref.WeakSet()
         # While the job runs, times stay fixed: new segments are appended after the last one.
         self.times_editable = True
+        self._flags: list[tuple[Flag, ...]] = []
+        self._stacks: weakref.WeakKeyDictionary[Transcript, QUndoStack] = weakref.WeakKeyDictionary()
+        # Word confidence is shown only when the words have probabilities (word timestamps on).
+        self.show_confidence = True
+        self.uncertain_threshold = UNCERTAIN_WORD_PROBABILITY
+        self._playing_row: int | None = None
 
     # -- the transcript shown ----------------------------------------------------------------------
     @property
@@ -48,6 +98,8 @@ class TranscriptModel(QAbstractTableModel):
         self.beginResetModel()
         self._transcript = transcript
         self._rows = list(transcript.segments) if transcript is not None else []
+        self._flags = segment_flags(self._rows)
+        self._playing_row = None
         if transcript is not None and transcript not in self._subscribed:
             self._subscribed.add(transcript)
             transcript.subscribe(lambda i, removed, inserted, t=transcript: self._changed(t, i, removed, inserted))
@@ -62,18 +114,35 @@ class TranscriptModel(QAbstractTableModel):
         same = min(removed, inserted)
         if same:
             self._rows[index : index + same] = transcript.segments[index : index + same]
+            self._refresh_flags(index, index + same)
             emit(self.dataChanged, self.index(index, 0), self.index(index + same - 1, TEXT))
         if removed > same:
             first = index + same
             self.beginRemoveRows(QModelIndex(), first, index + removed - 1)
             del self._rows[first : index + removed]
+            del self._flags[first : index + removed]
             self.endRemoveRows()
         elif inserted > same:
             first = index + same
             last = index + inserted - 1
             self.beginInsertRows(QModelIndex(), first, last)
             self._rows[first:first] = [transcript[i] for i in range(first, last + 1)]
+            self._flags[first:first] = [()] * (last + 1 - first)
+            self._refresh_flags(first, last + 1)
             self.endInsertRows()
+        # A segment's flags depend on the one before it ("same text as before"), so the row after the
+        # change is looked at again too.
+        after = index + inserted
+        if after < len(self._rows):
+            old_flags = self._flags[after]
+            self._refresh_flags(after, after + 1)
+            if self._flags[after] != old_flags:
+                emit(self.dataChanged, self.index(after, 0), self.index(after, TEXT))
+
+    def _refresh_flags(self, first: int, stop: int) -> None:
+        context = max(first - 1, 0)
+        fresh = segment_flags(self._rows[context:stop])
+        self._flags[first:stop] = fresh[first - context :]
 
     # -- Qt model ----------------------------------------------------------------------------------
     def rowCount(self, parent: Index | None = None) -> int:
@@ -108,13 +177,35 @@ class TranscriptModel(QAbstractTableModel):
             if column == END:
                 return format_time(segment.end_s)
             return segment.text.strip()
-        if role == Qt.ItemDataRole.ToolTipRole and column == TEXT:
+        flags = self._flags[index.row()] if index.row() < len(self._flags) else ()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == START and flags:
+                return flag_tooltip(flags)
+            if column != TEXT:
+                return None
             tip = segment.text.strip()
+            if flags:
+                tip += "\n\n" + flag_tooltip(flags)
             if _is_unsure(segment):
                 tip += "\n\n(The model was unsure here; check this segment.)"
+            unsure_words = self.uncertain_spans(index.row())
+            if unsure_words:
+                listed = ", ".join(f"“{s.word.text.strip()}” {math.floor(s.word.probability * 100)}%" for s in unsure_words[:8])
+                tip += f"\n\nUncertain words: {listed}"
             return tip
         if role == Qt.ItemDataRole.ForegroundRole and column == TEXT and _is_unsure(segment):
             return QBrush(_LOW_CONFIDENCE)
+        if role == Qt.ItemDataRole.DecorationRole and column == START and flags:
+            return icon("flag")
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if index.row() == self._playing_row:
+                return QBrush(_PLAYING_BACKGROUND)
+            if flags:
+                return QBrush(_FLAGGED_BACKGROUND)
+        if role == FLAGS_ROLE:
+            return flags
+        if role == UNCERTAIN_ROLE:
+            return self.uncertain_spans(index.row())
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (START, END):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -126,38 +217,105 @@ class TranscriptModel(QAbstractTableModel):
             return False
         row, column = index.row(), index.column()
         segment = self._rows[row]
+        if column == TEXT:
+            return self.set_text(row, str(value))
         try:
-            if column == TEXT:
-                text = str(value)
-                # Whisper's segments start with a space; keep it so exports join words as before.
-                if segment.text.startswith(" ") and text and not text.startswith(" "):
-                    text = " " + text
-                if text == segment.text:
-                    return False
-                self._transcript.set_text(row, text)
-            else:
-                seconds = parse_time(str(value))
-                start_s, end_s = (seconds, segment.end_s) if column == START else (segment.start_s, seconds)
-                self._transcript.set_times(row, start_s, end_s)
-        except (EditError, ValueError) as exc:
+            seconds = parse_time(str(value))
+        except ValueError as exc:
             emit(self.edit_failed, str(exc))
             return False
-        emit(self.edited)
+        start_s, end_s = (seconds, segment.end_s) if column == START else (segment.start_s, seconds)
+        transcript = self._transcript
+        return self.perform(lambda: transcript.set_times(row, start_s, end_s))
+
+    def set_text(self, row: int, text: str, merge_key: object = None) -> bool:
+        """Set a row's shown text. Edits with the same `merge_key` (one typing session, saved as it goes)
+        are one undo step."""
+        if self._transcript is None or not 0 <= row < len(self._rows):
+            return False
+        segment = self._rows[row]
+        # Whisper's segments start with a space; keep it so exports join words as before.
+        if segment.text.startswith(" ") and text and not text.startswith(" "):
+            text = " " + text
+        if text == segment.text:
+            return False
+        transcript = self._transcript
+        return self.perform(lambda: transcript.set_text(row, text, merge_key=merge_key))
+
+    # -- edits through the undo stack --------------------------------------------------------------
+    def undo_stack(self, transcript: Transcript | None = None) -> QUndoStack | None:
+        transcript = transcript or self._transcript
+        if transcript is None:
+            return None
+        stack = self._stacks.get(transcript)
+        if stack is None:
+            # Not parented to the model: it goes when its transcript goes (a removed job's history with it).
+            stack = self._stacks[transcript] = QUndoStack()
+        return stack
+
+    def perform(self, edit: Callable[[], object], transcript: Transcript | None = None) -> bool:
+        """Run a core edit of `transcript` (default: the one shown). A refused edit is reported through
+        edit_failed and changes nothing; an applied one goes on that transcript's undo stack (or joins the
+        step it coalesced into) and emits `edited`. True when the transcript changed."""
+        transcript = transcript or self._transcript
+        if transcript is None:
+            return False
+        depth, revision = transcript.undo_depth, transcript.revision
+        try:
+            edit()
+        except (EditError, ValueError, IndexError) as exc:
+            emit(self.edit_failed, str(exc))
+            return False
+        if transcript.revision == revision:
+            return False
+        if transcript.undo_depth > depth:
+            stack = self.undo_stack(transcript)
+            assert stack is not None
+            stack.push(_CoreEdit(transcript, transcript.undo_description()))
+        if transcript is self._transcript:
+            emit(self.edited)
         return True
 
-    # -- undo --------------------------------------------------------------------------------------
     def undo(self) -> None:
-        if self._transcript is not None and self._transcript.can_undo():
-            self._transcript.undo()
+        stack = self.undo_stack()
+        if stack is not None and stack.canUndo() and self._transcript is not None and self._transcript.can_undo():
+            stack.undo()
             emit(self.edited)
 
     def redo(self) -> None:
-        if self._transcript is not None and self._transcript.can_redo():
-            self._transcript.redo()
+        stack = self.undo_stack()
+        if stack is not None and stack.canRedo() and self._transcript is not None and self._transcript.can_redo():
+            stack.redo()
             emit(self.edited)
 
     def rows(self) -> Sequence[Segment]:
         return tuple(self._rows)
+
+    # -- review: flags and word confidence ---------------------------------------------------------
+    def flags_of(self, row: int) -> tuple[Flag, ...]:
+        return self._flags[row] if 0 <= row < len(self._flags) else ()
+
+    def all_flags(self) -> list[tuple[Flag, ...]]:
+        return list(self._flags)
+
+    def uncertain_spans(self, row: int) -> list[WordSpan]:
+        if not self.show_confidence or not 0 <= row < len(self._rows):
+            return []
+        return uncertain_words(self._rows[row], self.uncertain_threshold)
+
+    def set_show_confidence(self, shown: bool) -> None:
+        if shown != self.show_confidence:
+            self.show_confidence = shown
+            if self._rows:
+                emit(self.dataChanged, self.index(0, TEXT), self.index(len(self._rows) - 1, TEXT))
+
+    # -- playback (the player marks the row it plays) ----------------------------------------------
+    def set_playing_row(self, row: int | None) -> None:
+        previous, self._playing_row = self._playing_row, row
+        for changed in {previous, row} - {None}:
+            assert changed is not None
+            if 0 <= changed < len(self._rows):
+                emit(self.dataChanged, self.index(changed, 0), self.index(changed, TEXT))
 
 
 def _is_unsure(segment: Segment) -> bool:

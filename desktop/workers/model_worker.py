@@ -91,6 +91,26 @@ def _default_engine(model: Any) -> Any:
     return Engine(model)
 
 
+@dataclass(frozen=True)
+class RangeRequest:
+    """Transcribe [start_s, end_s) of a job's source again (a flagged range); `request_id` names the answer."""
+
+    request_id: int
+    job_id: int
+    source: Path
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class RangeOutcome:
+    """A range re-run's answer: its segments (original time), or why it failed."""
+
+    request: RangeRequest
+    segments: tuple[Segment, ...] = ()
+    error: str | None = None
+
+
 @dataclass
 class _JobBatch:
     """A job's events since the last flush, coalesced: at most one of each kind, segments joined."""
@@ -114,6 +134,9 @@ class _Outbox:
         """Add a model status or an engine event; True when the outbox was empty before."""
         with self._lock:
             was_empty = not self._items
+            if isinstance(item, RangeOutcome):
+                self._items.append(item)
+                return was_empty
             if isinstance(item, ModelStatus):
                 last = self._items[-1] if self._items else None
                 if item.stage == "downloading" and isinstance(last, ModelStatus) and last.stage == "downloading":
@@ -169,6 +192,8 @@ class ModelWorker(QObject):
     job_finished = Signal(int)
     job_failed = Signal(int, str)  # job id, reason
     job_cancelled = Signal(int)
+    range_transcribed = Signal(object)  # RangeOutcome without error
+    range_failed = Signal(object)  # RangeOutcome with error
 
     # The outbox went from empty to not empty: emitted in the worker thread, queued to the GUI thread.
     outbox_filled = Signal()
@@ -202,6 +227,7 @@ class ModelWorker(QObject):
         self._run_cancel = threading.Event()
         self._load_cancel = threading.Event()
         self._stopping = False
+        self._init_ranges()
 
         self.flush_interval_ms = flush_interval_ms
         self._flush_timer = QTimer(self)
@@ -298,6 +324,9 @@ class ModelWorker(QObject):
         """Emit everything the worker thread produced since the last flush, in order."""
         self._last_flush_s = time.monotonic()
         for item in self._outbox.take():
+            if isinstance(item, RangeOutcome):
+                emit(self.range_failed if item.error is not None else self.range_transcribed, item)
+                continue
             if isinstance(item, ModelStatus):
                 if item.stage == "ready":
                     emit(self.model_status_changed, item)
@@ -336,7 +365,8 @@ class ModelWorker(QObject):
         try:
             while True:
                 with self._cond:
-                    while not (self._stopping or self._needs_load() or (self._model is not None and self._queue)):
+                    while not (self._stopping or self._needs_load()
+                               or (self._model is not None and (self._queue or self._ranges))):
                         self._cond.wait()
                     if self._stopping:
                         return
@@ -426,6 +456,14 @@ class ModelWorker(QObject):
                 with self._cond:
                     if self._stopping or self._settings_generation != generation or self._needs_load():
                         return
+                    request = self._ranges.pop(0) if self._ranges else None
+                if request is not None:
+                    # Re-runs go ahead of waiting jobs: the user is looking at the range now.
+                    range_job = self._range_job(request)
+                    if range_job is not None:
+                        yield range_job
+                    continue
+                with self._cond:
                     # A job cancelled in this run and queued again (retry) waits for the next run: this
                     # engine would cancel it at once.
                     job = next((j for j in self._queue if j.job_id not in self._engine_cancelled), None)
@@ -441,6 +479,11 @@ class ModelWorker(QObject):
         sources: dict[int, EngineJob] = {}
         try:
             for event in engine.run(self._remember(jobs(), sources, reached_s), transcribe_options(settings), cancel):
+                with self._cond:
+                    is_range = event.job_id in self._range_runs
+                if is_range:
+                    self._range_event(event)
+                    continue
                 if isinstance(event, JobFinished | JobFailed | JobCancelled):
                     with self._cond:
                         self._in_run.discard(event.job_id)
@@ -466,6 +509,63 @@ class ModelWorker(QObject):
                 self._in_run.clear()
             for job_id in lost:
                 self._post(JobCancelled(job_id))
+            with self._cond:
+                interrupted = [request for request, _segments in self._range_runs.values()]
+                self._range_runs.clear()
+            for request in interrupted:
+                self._post(RangeOutcome(request, error="the re-run was interrupted"))
+
+    # -- re-running a time range -------------------------------------------------------------------
+    # A range runs through the same engine as queued jobs, under a negative engine job id (library ids are
+    # positive), and its events are collected here instead of going out as job events: the job itself is
+    # done and must not be marked started again.
+    def _init_ranges(self) -> None:
+        self._ranges: list[RangeRequest] = []
+        self._range_ids = 0
+        # engine job id -> (request, segments so far); filled on the engine's feeder thread, read on the serving
+        # thread, so guarded by self._cond
+        self._range_runs: dict[int, tuple[RangeRequest, list[Segment]]] = {}
+
+    def rerun_range(self, job_id: int, source: str | Path, start_s: float, end_s: float) -> int:
+        """Transcribe [start_s, end_s) of `source` again, ahead of waiting jobs, with the engine's temperature
+        fallback. Answers with range_transcribed or range_failed (a RangeOutcome); returns the request id."""
+        if not 0 <= start_s < end_s:
+            raise ValueError(f"cannot re-run the range {start_s}–{end_s} s")
+        with self._cond:
+            self._range_ids += 1
+            request = RangeRequest(self._range_ids, job_id, Path(source), float(start_s), float(end_s))
+            self._ranges.append(request)
+            self._cond.notify_all()
+        return request.request_id
+
+    def _range_job(self, request: RangeRequest) -> EngineJob | None:
+        from desktop.engine.audio import SAMPLE_RATE, AudioError, decode
+
+        try:
+            samples = decode(request.source)
+        except (AudioError, OSError) as exc:
+            self._post(RangeOutcome(request, error=f"cannot read {request.source.name}: {exc}"))
+            return None
+        # Cut at the end, and let the engine skip to the start (start_at_s), so the segments come out in the
+        # file's own time.
+        samples = samples[: int(round(request.end_s * SAMPLE_RATE))]
+        engine_id = -request.request_id
+        with self._cond:
+            self._range_runs[engine_id] = (request, [])
+        return EngineJob(engine_id, request.source, audio=samples, start_at_s=request.start_s)
+
+    def _range_event(self, event: Event) -> None:
+        with self._cond:
+            request, segments = self._range_runs[event.job_id]
+            if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                del self._range_runs[event.job_id]
+        if isinstance(event, SegmentsDecoded):
+            segments.extend(event.segments)
+        elif isinstance(event, JobFinished):
+            self._post(RangeOutcome(request, tuple(segments)))
+        elif isinstance(event, JobFailed | JobCancelled):
+            reason = event.reason if isinstance(event, JobFailed) else "the re-run was cancelled"
+            self._post(RangeOutcome(request, error=reason))
 
     @staticmethod
     def _remember(

@@ -494,3 +494,97 @@ def test_insert_past_the_end_undoes_cleanly():
         return
     t.undo()
     assert snapshot(t) == before
+
+
+# -- nudging times -----------------------------------------------------------------------------------
+def test_nudge_moves_an_edge_and_undoes():
+    t = sample()
+    before = snapshot(t)
+    assert t.nudge(1, "start", -0.1) == 2.9
+    assert t.nudge(1, "end", 0.1) == 5.1
+    assert (t[1].start_s, t[1].end_s) == (2.9, 5.1)
+    t.undo()
+    t.undo()
+    assert snapshot(t) == before
+
+
+@pytest.mark.parametrize(
+    ("index", "edge", "delta_s", "expected_s"),
+    [
+        (1, "start", -5.0, 2.0),  # stops at the previous segment's end
+        (1, "end", 5.0, 6.0),  # stops at the next segment's start
+        (0, "start", -1.0, 0.0),  # never before 0:00
+        (1, "start", 10.0, 4.95),  # keeps MIN_SEGMENT_S of the segment
+        (1, "end", -10.0, 3.05),
+        (2, "end", 100.0, 109.0),  # the last segment may grow freely
+    ],
+)
+def test_nudge_clamps_instead_of_overlapping(index, edge, delta_s, expected_s):
+    t = Transcript(INFO, [Segment(0.3, 2.0, " a"), Segment(3.0, 5.0, " b"), Segment(6.0, 9.0, " c")])
+    assert t.nudge(index, edge, delta_s) == expected_s
+    assert (t[index].start_s if edge == "start" else t[index].end_s) == expected_s
+    for before, after in zip(t.segments, t.segments[1:]):
+        assert after.start_s >= before.end_s
+
+
+@pytest.mark.parametrize(
+    ("index", "edge", "delta_s", "message"),
+    [(0, "start", -0.1, "before 0:00"), (1, "start", 0.1, "too short"), (1, "end", 0.1, "overlap the next")],
+)
+def test_nudge_against_a_wall_is_refused_and_changes_nothing(index, edge, delta_s, message):
+    t = Transcript(INFO, [Segment(0.0, 2.0, " a"), Segment(2.0, 2.05, " b"), Segment(2.05, 3.0, " c")])
+    before = snapshot(t)
+    with pytest.raises(EditError, match=message):
+        t.nudge(index, edge, delta_s)
+    assert snapshot(t) == before and not t.can_undo()
+
+
+def test_nudge_keeps_only_words_inside():
+    t = sample()
+    t.nudge(0, "end", -0.5)
+    assert [w.text for w in t[0].words] == [" Hello"]
+
+
+def test_nudge_rejects_an_unknown_edge():
+    with pytest.raises(ValueError, match="edge"):
+        sample().nudge(0, "middle", 0.1)
+
+
+# -- coalesced typing ----------------------------------------------------------------------------------
+def test_text_edits_with_one_merge_key_are_one_undo_step():
+    t = sample()
+    depth = t.undo_depth
+    for text in (" Hel", " Hello", " Hello you"):
+        t.set_text(1, text, merge_key="typing-1")
+    assert t.undo_depth == depth + 1
+    assert t[1].text == " Hello you"
+    t.undo()
+    assert t[1].text == " Second one"
+    t.redo()
+    assert t[1].text == " Hello you"
+
+
+def test_merge_key_does_not_join_other_rows_keys_or_after_undo():
+    t = sample()
+    t.set_text(1, " a", merge_key="k")
+    t.set_text(2, " b", merge_key="k")  # another row
+    t.set_text(2, " c", merge_key="other")  # another key
+    assert t.undo_depth == 3
+    t.undo()
+    t.set_text(2, " d", merge_key="k")  # after an undo: a new step, redo is gone
+    assert t.undo_depth == 3 and not t.can_redo()
+    t.undo()
+    assert t[2].text == " b"
+
+
+def test_revision_counts_every_change_but_not_a_refused_one():
+    t = sample()
+    revision = t.revision
+    t.set_text(0, " x")
+    t.undo()
+    t.redo()
+    assert t.revision == revision + 3
+    with pytest.raises(EditError):
+        t.set_times(1, 0.0, 5.0)
+    t.set_text(0, " x")  # unchanged: not an edit
+    assert t.revision == revision + 3

@@ -97,3 +97,29 @@ def test_time_parsing(text, seconds):
 def test_bad_times_are_refused(text):
     with pytest.raises(ValueError):
         parse_time(text)
+
+
+def test_each_transcript_has_its_own_undo_stack_which_goes_with_it(model):
+    import gc
+    import weakref
+
+    first = model.transcript
+    assert model.setData(model.index(0, TEXT), "One.", EDIT)
+    other = Transcript(TranscriptInfo("/b.wav"), [Segment(0.0, 1.0, " B")])
+    model.set_transcript(other)
+    assert not model.undo_stack().canUndo()
+    assert model.setData(model.index(0, TEXT), "B2", EDIT)
+    # An edit of a transcript that is not shown (a re-run's answer arriving later) goes on its own stack.
+    assert model.perform(lambda: first.set_text(1, " Two."), first)
+    assert model.undo_stack(first).count() == 2 and model.undo_stack(other).count() == 1
+    model.set_transcript(first)
+    model.undo()
+    model.undo()
+    assert (first[0].text, first[1].text) == (" Hello there.", " Second.")
+    # A refused edit reaches no stack.
+    assert not model.perform(lambda: first.set_times(1, 0.0, 1.0))
+    assert model.undo_stack(first).index() == 0
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
