@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from desktop.core.segment import Segment
 from desktop.core.transcript import EditError, Transcript
@@ -25,6 +25,7 @@ _HEADERS = ("Start", "End", "Text")
 # Below this average log probability the decoder was unsure; the row is tinted so the user checks it.
 LOW_CONFIDENCE_LOGPROB = -1.0
 _LOW_CONFIDENCE = QColor("#d9822b")
+_DRAFT = QColor("#7b8794")
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -38,14 +39,17 @@ class TranscriptModel(QAbstractTableModel):
         self._subscribed: weakref.WeakSet[Transcript] = weakref.WeakSet()
         # While the job runs, times stay fixed: new segments are appended after the last one.
         self.times_editable = True
+        # A recording's live draft: shown grey and italic, not editable (the full pass replaces it).
+        self.draft = False
 
     # -- the transcript shown ----------------------------------------------------------------------
     @property
     def transcript(self) -> Transcript | None:
         return self._transcript
 
-    def set_transcript(self, transcript: Transcript | None) -> None:
+    def set_transcript(self, transcript: Transcript | None, draft: bool = False) -> None:
         self.beginResetModel()
+        self.draft = draft
         self._transcript = transcript
         self._rows = list(transcript.segments) if transcript is not None else []
         if transcript is not None and transcript not in self._subscribed:
@@ -93,6 +97,8 @@ class TranscriptModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if self.draft:
+            return flags
         if index.column() == TEXT or self.times_editable:
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
@@ -113,6 +119,12 @@ class TranscriptModel(QAbstractTableModel):
             if _is_unsure(segment):
                 tip += "\n\n(The model was unsure here; check this segment.)"
             return tip
+        if self.draft and role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(_DRAFT)
+        if self.draft and role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setItalic(True)
+            return font
         if role == Qt.ItemDataRole.ForegroundRole and column == TEXT and _is_unsure(segment):
             return QBrush(_LOW_CONFIDENCE)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (START, END):
