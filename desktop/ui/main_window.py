@@ -878,6 +878,7 @@ class MainWindow(QMainWindow):
 
         self.recording: RecordingSession | None = None
         self._drafts: dict[int, Transcript] = {}  # recordings' live drafts, by job id; never stored
+        self.draft_interval_ms = 2500
         self.recorder_bar = RecorderBar(list_inputs)
         self.recorder_bar.record_clicked.connect(self.start_recording)
         self.recorder_bar.pause_clicked.connect(self.toggle_pause_recording)
@@ -915,7 +916,8 @@ class MainWindow(QMainWindow):
             self._show_recording_error(str(exc))
             return None
         job = self.store.add_job(str(path))
-        session = RecordingSession(recorder, job.id, self.worker, parent=self)
+        session = RecordingSession(recorder, job.id, self.worker, draft_interval_ms=self.draft_interval_ms,
+                                   parent=self)
         session.level_measured.connect(self.recorder_bar.set_level)
         session.elapsed_changed.connect(self.recorder_bar.set_elapsed)
         session.state_changed.connect(self.recorder_bar.set_state)
