@@ -27,8 +27,10 @@ class FakeStream:
     """Calls the recorder's callback from its own thread with `blocks`, then does what `then` says:
     "hold" (wait for stop), "finish" (end as if the device vanished), "silent" (deliver nothing more)."""
 
-    def __init__(self, settings: StreamSettings, blocks: list[np.ndarray], then: str = "hold") -> None:
+    def __init__(self, settings: StreamSettings, blocks: list[np.ndarray], then: str = "hold",
+                 gate: threading.Event | None = None) -> None:
         self.settings = settings
+        self.gate = gate
         self.blocks = blocks
         self.then = then
         self.stopped = threading.Event()
@@ -39,6 +41,8 @@ class FakeStream:
         self._thread.start()
 
     def _run(self) -> None:
+        if self.gate is not None:
+            self.gate.wait(30)
         for block in self.blocks:
             self.settings.callback(block.reshape(-1, 1), block.size, None, None)
         self.delivered.set()
@@ -67,11 +71,12 @@ def blocks_of(audio: np.ndarray, size: int = 800) -> list[np.ndarray]:
     return [audio[i : i + size] for i in range(0, audio.size, size)]
 
 
-def fake(blocks: list[np.ndarray], then: str = "hold") -> tuple[list[FakeStream], object]:
+def fake(blocks: list[np.ndarray], then: str = "hold",
+         gate: threading.Event | None = None) -> tuple[list[FakeStream], object]:
     made: list[FakeStream] = []
 
     def factory(settings: StreamSettings) -> FakeStream:
-        made.append(FakeStream(settings, blocks, then))
+        made.append(FakeStream(settings, blocks, then, gate))
         return made[-1]
 
     return made, factory
@@ -122,13 +127,15 @@ os._exit(9)  # no stop(), no close: as if the power went
 
 def test_levels_and_pause(tmp_path: Path):
     loud, quiet = tone(1.0, 0.5), np.zeros(RATE, dtype=np.float32)
-    made, factory = fake(blocks_of(np.concatenate([loud, quiet])))
+    gate = threading.Event()  # the blocks come once the recording is paused
+    made, factory = fake(blocks_of(np.concatenate([loud, quiet])), gate=gate)
     recorder = Recorder(tmp_path / "a.flac", stream_factory=factory)
     recorder.pause()  # not started yet: nothing happens
     assert recorder.state == RecorderState.IDLE
     recorder.start()
     recorder.pause()
     assert recorder.state == RecorderState.PAUSED
+    gate.set()
     assert made[0].delivered.wait(10)
     result = recorder.stop()  # writes what is queued first
     assert result.duration_s == 0.0  # everything arrived while paused
