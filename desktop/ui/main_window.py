@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.capture.recorder import RecorderState
 from desktop.core.jobs import Job, JobState
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
@@ -40,11 +42,16 @@ from desktop.core.transcript import Transcript
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
 from desktop.ui.notice_bar import NoticeBar
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
+from desktop.ui.recorder_bar import RecorderBar
 from desktop.ui.resources import icon
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.timefmt import format_duration, format_time
 from desktop.ui.transcript_model import END, START, TEXT, TranscriptModel
 from desktop.workers.model_worker import ModelStatus, ModelWorker, RangeOutcome
+
+if TYPE_CHECKING:
+    from desktop.capture.recorder import Recorder, RecordingResult
+    from desktop.workers.recorder import RecordingSession
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +379,7 @@ class MainWindow(QMainWindow):
         central_layout.setContentsMargins(0, 0, 0, 0)
         central_layout.setSpacing(0)
         central_layout.addWidget(self.notice)
+        self._build_recorder_bar(central_layout)
         central_layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
@@ -530,7 +538,11 @@ class MainWindow(QMainWindow):
         if job_id is None:
             self.transcript_model.set_transcript(None)
         else:
-            self.transcript_model.set_transcript(self.transcript_for(job_id))
+            draft = self._drafts.get(job_id)
+            if draft is not None:
+                self.transcript_model.set_transcript(draft, draft=True)
+            else:
+                self.transcript_model.set_transcript(self.transcript_for(job_id))
             self._follow_newest = True
             self.transcript_view.scrollToBottom() if self._is_running(job_id) else self.transcript_view.scrollToTop()
         self._update_job_header()
@@ -559,6 +571,9 @@ class MainWindow(QMainWindow):
         job = entry.job
         self.job_title.setText(Path(job.source).name)
         details = [job.state.value.capitalize()]
+        if job.id in self._drafts:
+            recording = self.recording is not None and self.recording.key == job.id
+            details[0] = "Recording · live draft" if recording else "Draft · the full transcription is queued"
         if job.language:
             details.append(f"language {job.language}")
         if job.duration_s:
@@ -644,6 +659,7 @@ class MainWindow(QMainWindow):
     def _on_job_started(self, job_id: int, event) -> None:
         if not self._known(job_id):
             return
+        self._drafts.pop(job_id, None)  # a recording's full pass replaces its live draft
         self.store.mark_started(job_id, event.duration_s, event.language, event.language_probability,
                                 self._model_name, event.start_at_s)
         if event.start_at_s > 0:
@@ -950,8 +966,127 @@ class MainWindow(QMainWindow):
         # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
         # and go back to the queue at the next start, instead of being marked cancelled by the user.
         self._closing = True
+        if self.recording is not None:
+            # The file is finished; its job stays queued in the library and is transcribed at the next start.
+            self.recording.stop()
         self.worker.stop()
         super().closeEvent(event)
+
+
+    # -- recording from the microphone -------------------------------------------------------------
+    def _build_recorder_bar(self, layout: QVBoxLayout) -> None:
+        from desktop.capture.devices import list_inputs
+
+        self.recording: RecordingSession | None = None
+        self._drafts: dict[int, Transcript] = {}  # recordings' live drafts, by job id; never stored
+        self.draft_interval_ms = 2500
+        self.recorder_bar = RecorderBar(list_inputs)
+        self.recorder_bar.record_clicked.connect(self.start_recording)
+        self.recorder_bar.pause_clicked.connect(self.toggle_pause_recording)
+        self.recorder_bar.stop_clicked.connect(self.stop_recording)
+        self.record_action = self._action("Start/stop &recording", self.toggle_recording, None, "Ctrl+Shift+R",
+                                          "Record from the microphone; stopping queues the recording")
+        layout.addWidget(self.recorder_bar)
+
+    def make_recorder(self, path: Path, device: int | None) -> Recorder:
+        """The capture Recorder for a new recording (tests may replace this)."""
+        from desktop.capture.recorder import Recorder
+
+        return Recorder(path, device=device, tap_audio=True)
+
+    def toggle_recording(self) -> None:
+        if self.recording is None:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def start_recording(self) -> int | None:
+        """Start recording into a new job; its live draft shows in the editor. None when the input cannot
+        be opened (the reason is shown; no job or file is left behind)."""
+        from desktop.capture.devices import CaptureError
+        from desktop.capture.recorder import new_recording_path
+        from desktop.core.segment import TranscriptInfo
+        from desktop.workers.recorder import RecordingSession
+
+        if self.recording is not None:
+            return None
+        try:
+            path = new_recording_path()
+            recorder = self.make_recorder(path, self.recorder_bar.selected_device())
+        except CaptureError as exc:
+            self._show_recording_error(str(exc))
+            return None
+        job = self.store.add_job(str(path))
+        session = RecordingSession(recorder, job.id, self.worker, draft_interval_ms=self.draft_interval_ms,
+                                   parent=self)
+        session.level_measured.connect(self.recorder_bar.set_level)
+        session.elapsed_changed.connect(self.recorder_bar.set_elapsed)
+        session.state_changed.connect(self.recorder_bar.set_state)
+        session.draft_changed.connect(lambda segments, job_id=job.id: self._show_draft(job_id, segments))
+        session.ended.connect(lambda result, job_id=job.id: self._recording_ended(job_id, result))
+        try:
+            session.start()
+        except CaptureError as exc:
+            self.store.remove_job(job.id)
+            path.unlink(missing_ok=True)
+            session.deleteLater()
+            self._show_recording_error(str(exc))
+            return None
+        self.recording = session
+        self._drafts[job.id] = Transcript(TranscriptInfo(source=str(path)))
+        self.queue_model.add(job)
+        self.select_job(job.id)
+        self.statusBar().showMessage(f"Recording to {path}", 5000)
+        return job.id
+
+    def toggle_pause_recording(self) -> None:
+        if self.recording is None:
+            return
+        if self.recording.state == RecorderState.PAUSED:
+            self.recording.resume()
+        else:
+            self.recording.pause()
+
+    def stop_recording(self) -> None:
+        if self.recording is not None:
+            self.recording.stop()  # _recording_ended queues the file
+
+    def _show_draft(self, job_id: int, segments: tuple[Segment, ...]) -> None:
+        draft = self._drafts.get(job_id)
+        if draft is None or self._closing:
+            return
+        draft.replace_all(fit_after(0.0, segments))
+        if job_id == self.current_job_id():
+            self._update_job_header()
+
+    def _recording_ended(self, job_id: int, result: RecordingResult) -> None:
+        session, self.recording = self.recording, None
+        if session is not None:
+            session.deleteLater()
+        self.recorder_bar.set_state("idle")
+        if not self._known(job_id):
+            return  # closing (the job stays queued for the next start), or the job was removed
+        duration = format_duration(result.duration_s)
+        if result.duration_s <= 0:
+            self.store.remove_job(job_id)
+            self._drafts.pop(job_id, None)
+            self.queue_model.remove(job_id)
+            result.path.unlink(missing_ok=True)
+            self._show_recording_error(result.error or "nothing was recorded")
+            return
+        self.worker.enqueue(job_id, str(result.path))
+        if result.error:
+            self._show_recording_error(f"{result.error}. The {duration} recorded before that are kept in "
+                                       f"{result.path} and queued for transcription")
+        else:
+            self.statusBar().showMessage(f"Recorded {duration} to {result.path}; transcribing it in full.", 8000)
+        if job_id == self.current_job_id():
+            self._update_job_header()
+
+    def _show_recording_error(self, message: str) -> None:
+        text = f"Recording: {message}."
+        self.notice.show_message(text, "error")
+        self.statusBar().showMessage(text, 12_000)
 
 
 def _count(n: int, noun: str) -> str:

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
+from PySide6.QtGui import QBrush, QColor, QFont, QUndoCommand, QUndoStack
 
 from desktop.core.flags import (
     UNCERTAIN_WORD_PROBABILITY,
@@ -69,6 +69,7 @@ class _CoreEdit(QUndoCommand):
         transcript = self._transcript()
         if transcript is not None:
             transcript.undo()
+_DRAFT = QColor("#7b8794")
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -88,14 +89,17 @@ class TranscriptModel(QAbstractTableModel):
         self.show_confidence = True
         self.uncertain_threshold = UNCERTAIN_WORD_PROBABILITY
         self._playing_row: int | None = None
+        # A recording's live draft: shown grey and italic, not editable (the full pass replaces it).
+        self.draft = False
 
     # -- the transcript shown ----------------------------------------------------------------------
     @property
     def transcript(self) -> Transcript | None:
         return self._transcript
 
-    def set_transcript(self, transcript: Transcript | None) -> None:
+    def set_transcript(self, transcript: Transcript | None, draft: bool = False) -> None:
         self.beginResetModel()
+        self.draft = draft
         self._transcript = transcript
         self._rows = list(transcript.segments) if transcript is not None else []
         self._flags = segment_flags(self._rows)
@@ -162,6 +166,8 @@ class TranscriptModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if self.draft:
+            return flags
         if index.column() == TEXT or self.times_editable:
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
@@ -193,6 +199,12 @@ class TranscriptModel(QAbstractTableModel):
                 listed = ", ".join(f"“{s.word.text.strip()}” {math.floor(s.word.probability * 100)}%" for s in unsure_words[:8])
                 tip += f"\n\nUncertain words: {listed}"
             return tip
+        if self.draft and role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(_DRAFT)
+        if self.draft and role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setItalic(True)
+            return font
         if role == Qt.ItemDataRole.ForegroundRole and column == TEXT and _is_unsure(segment):
             return QBrush(_LOW_CONFIDENCE)
         if role == Qt.ItemDataRole.DecorationRole and column == START and flags:

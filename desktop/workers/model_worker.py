@@ -29,6 +29,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from desktop.capture.draft import DraftRequest, DraftResult
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings
 from desktop.engine.events import (
@@ -134,7 +135,7 @@ class _Outbox:
         """Add a model status or an engine event; True when the outbox was empty before."""
         with self._lock:
             was_empty = not self._items
-            if isinstance(item, RangeOutcome):
+            if isinstance(item, RangeOutcome | DraftResult):
                 self._items.append(item)
                 return was_empty
             if isinstance(item, ModelStatus):
@@ -194,6 +195,8 @@ class ModelWorker(QObject):
     job_cancelled = Signal(int)
     range_transcribed = Signal(object)  # RangeOutcome without error
     range_failed = Signal(object)  # RangeOutcome with error
+    # A live draft of a recording (see request_draft); never stored, the full pass replaces it.
+    draft_decoded = Signal(object)  # DraftResult
 
     # The outbox went from empty to not empty: emitted in the worker thread, queued to the GUI thread.
     outbox_filled = Signal()
@@ -237,6 +240,10 @@ class ModelWorker(QObject):
         self.outbox_filled.connect(self._schedule_flush)
         self.thread = _ServeThread(self._serve)
         _threads.add(self.thread)
+        # The live-draft path (request_draft): its own thread, started on the first request.
+        self._draft_request: DraftRequest | None = None
+        self._draft_thread: _ServeThread | None = None
+        self._draft_cancel = threading.Event()
 
     # -- life (GUI thread) -------------------------------------------------------------------------
     def start(self) -> None:
@@ -249,7 +256,11 @@ class ModelWorker(QObject):
         """Stop cooperatively: cancel the run (it ends between batches) and wait at most timeout_s for
         the thread. True when it ended in time."""
         self.stop()
+        deadline_s = time.monotonic() + timeout_s
         finished = self.thread.wait(max(0, int(timeout_s * 1000)))
+        if self._draft_thread is not None:
+            remaining_ms = max(0, int((deadline_s - time.monotonic()) * 1000))
+            finished = self._draft_thread.wait(remaining_ms) and finished
         self._flush_timer.stop()
         if finished:
             self.flush()  # the last events (cancellations) still reach whoever listens
@@ -308,6 +319,7 @@ class ModelWorker(QObject):
         with self._cond:
             self._stopping = True
             self._run_cancel.set()
+            self._draft_cancel.set()
             self._load_cancel.set()
             self._cond.notify_all()
 
@@ -326,6 +338,9 @@ class ModelWorker(QObject):
         for item in self._outbox.take():
             if isinstance(item, RangeOutcome):
                 emit(self.range_failed if item.error is not None else self.range_transcribed, item)
+                continue
+            if isinstance(item, DraftResult):
+                emit(self.draft_decoded, item)
                 continue
             if isinstance(item, ModelStatus):
                 if item.stage == "ready":
@@ -613,3 +628,47 @@ class ModelWorker(QObject):
             self._queue[:0] = [job for job in resumed if job.job_id not in queued]
             self._cond.notify_all()
         self._post(ModelStatus("ready", model.name, model.device, model.compute_type, note))
+
+    # -- live drafts of recordings (a separate path: never queued, never stored) --------------------
+    def request_draft(self, request: DraftRequest) -> None:
+        """Transcribe a recording's newest audio quickly; the answer comes as draft_decoded. A newer request
+        for the same recording replaces one not yet started. Drafts run on their own thread with their own
+        engine over the same model, so they do not wait behind queued files: CTranslate2 takes their
+        batches between the queue's batches. Without a ready model the answer carries an error."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._draft_request = request
+            if self._draft_thread is None:
+                self._draft_thread = _ServeThread(self._serve_drafts)
+                self._draft_thread.setObjectName("verbatim-draft")
+                _threads.add(self._draft_thread)
+                self._draft_thread.start()
+            self._cond.notify_all()
+
+    def _serve_drafts(self) -> None:
+        from desktop.capture.draft import DraftTranscriber, draft_options
+
+        transcriber: DraftTranscriber | None = None
+        while True:
+            with self._cond:
+                while not (self._stopping or self._draft_request is not None):
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                request, self._draft_request = self._draft_request, None
+                model, settings = self._model, self._settings
+            assert request is not None
+            if model is None:
+                self._post(DraftResult(request.key, request.offset_s, request.offset_s, (), (),
+                                       error="the speech model is not ready yet"))
+                continue
+            options = draft_options(settings.language, settings.task)
+            try:
+                if transcriber is None or transcriber.model is not model or transcriber.options != options:
+                    transcriber = DraftTranscriber(model, options)
+                result = transcriber.transcribe(request, self._draft_cancel)
+            except Exception as exc:  # noqa: BLE001 - a failed draft must not end drafting
+                log.exception("the live draft failed")
+                result = DraftResult(request.key, request.offset_s, request.offset_s, (), (), error=str(exc))
+            self._post(result)
