@@ -1,0 +1,1 @@
+"""No Qt: audio in (microphone streams) and out (playback) through sounddevice."""
