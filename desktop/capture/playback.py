@@ -210,11 +210,14 @@ class Playback:
 
     # -- control -----------------------------------------------------------------------------------
     def play(self, from_s: float | None = None) -> None:
-        """Play from `from_s` (default: where it is; from the start, or the loop's start, after the end)."""
+        """Play from `from_s` (the loop's start when outside the loop; default: where it is, or from the
+        start after the end)."""
         self._check_open()
         with self._lock:
             if from_s is not None:
-                self._seek(self._to_sample(from_s))
+                start = self._to_sample(from_s)
+                in_loop = self._loop is None or self._loop[0] <= start < self._loop[1]
+                self._seek(start if in_loop else self._loop[0])  # type: ignore[index]
             elif self._state == PlaybackState.STOPPED and self._position() >= self._limit():
                 self._seek(self._loop[0] if self._loop else 0)
             if self._state == PlaybackState.PLAYING:

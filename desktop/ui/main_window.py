@@ -4,6 +4,7 @@ only; the worker never touches SQLite)."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import os
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_widgets()
+        self._build_player()
         self._build_status_bar()
         self._connect_worker()
 
@@ -511,6 +513,7 @@ class MainWindow(QMainWindow):
             self.transcript_model.set_transcript(self.transcript_for(job_id))
             self._follow_newest = True
             self.transcript_view.scrollToBottom() if self._is_running(job_id) else self.transcript_view.scrollToTop()
+        self._player_show(job_id)
         self._update_job_header()
         self._update_actions()
 
@@ -563,6 +566,71 @@ class MainWindow(QMainWindow):
         self._fit_rows(first, last)
         if self._follow_newest:
             self.transcript_view.scrollToBottom()
+
+    # -- playback ----------------------------------------------------------------------------------
+    def _build_player(self) -> None:
+        from desktop.ui.player_bar import PlayerBar, PlayOnDoubleClick
+        from desktop.workers.player import Player
+
+        self.player = Player(self)
+        self._player_job_id: int | None = None
+        self.player_bar = PlayerBar(self.player)
+        self.player_bar.selected_range = self._selected_segment_range
+        self.player_bar.range_at = lambda position_s: self._segment_range(self._row_at(position_s))
+        self.transcript_view.parentWidget().layout().addWidget(self.player_bar)
+        # A double-click on a time plays from there; the text cell still opens its editor.
+        self._play_on_double_click = PlayOnDoubleClick(self.transcript_view, (START, END), self.play_segment)
+        self.player.position_changed.connect(self._on_play_position)
+        self.player.state_changed.connect(self._on_play_state)
+        self.player.error.connect(self._on_play_error)
+        self.menuBar().addMenu("&Playback").addActions(self.player_bar.playback_actions())
+
+    def play_segment(self, row: int) -> None:
+        segment = self._segment_range(row)
+        if segment is not None:
+            self.player_bar.play_range(segment)
+
+    def _player_show(self, job_id: int | None) -> None:
+        # Another job shown: whatever played stops (its highlight would point into the wrong transcript).
+        if job_id != self._player_job_id:
+            self._player_job_id = job_id
+            self.player.set_source(None)
+            self.player.set_source(self.store.job(job_id).source if job_id is not None else None)
+
+    def _segment_range(self, row: int | None) -> tuple[float, float] | None:
+        if row is None or not 0 <= row < self.transcript_model.rowCount():
+            return None
+        segment = self.transcript_model.segment(row)
+        return (segment.start_s, segment.end_s)
+
+    def _selected_segment_range(self) -> tuple[float, float] | None:
+        index = self.transcript_view.currentIndex()
+        return self._segment_range(index.row()) if index.isValid() else None
+
+    def _row_at(self, position_s: float) -> int | None:
+        rows = self.transcript_model.rows()
+        row = bisect.bisect_right(rows, position_s, key=lambda segment: segment.start_s) - 1
+        return row if row >= 0 and position_s < rows[row].end_s else None
+
+    def _on_play_position(self, position_s: float) -> None:
+        row = self._row_at(position_s)
+        self.transcript_model.set_playing_row(row)
+        view = self.transcript_view
+        if row is None or not self.player_bar.follow or view.state() == QAbstractItemView.State.EditingState:
+            return  # never move the cursor out of a cell being edited
+        current = view.currentIndex()
+        if current.row() != row:
+            index = self.transcript_model.index(row, current.column() if current.isValid() else TEXT)
+            view.setCurrentIndex(index)
+            view.scrollTo(index)
+
+    def _on_play_state(self, state: str) -> None:
+        if state in ("stopped", "empty"):
+            self.transcript_model.set_playing_row(None)
+
+    def _on_play_error(self, message: str) -> None:
+        self.notice.show_message(message, "error", hide_after_ms=10_000)
+        self.statusBar().showMessage(message, 10_000)
 
     # -- worker events -----------------------------------------------------------------------------
     def _on_model_status(self, status: ModelStatus) -> None:
@@ -849,6 +917,7 @@ class MainWindow(QMainWindow):
         # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
         # and go back to the queue at the next start, instead of being marked cancelled by the user.
         self._closing = True
+        self.player.close()
         self.worker.stop()
         super().closeEvent(event)
 

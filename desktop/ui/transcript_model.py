@@ -25,6 +25,8 @@ _HEADERS = ("Start", "End", "Text")
 # Below this average log probability the decoder was unsure; the row is tinted so the user checks it.
 LOW_CONFIDENCE_LOGPROB = -1.0
 _LOW_CONFIDENCE = QColor("#d9822b")
+# The segment being played: the selection's blue, lighter, so it reads on light and dark palettes.
+_PLAYING = QColor(59, 130, 246, 70)
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -38,6 +40,7 @@ class TranscriptModel(QAbstractTableModel):
         self._subscribed: weakref.WeakSet[Transcript] = weakref.WeakSet()
         # While the job runs, times stay fixed: new segments are appended after the last one.
         self.times_editable = True
+        self._playing_row: int | None = None
 
     # -- the transcript shown ----------------------------------------------------------------------
     @property
@@ -48,10 +51,26 @@ class TranscriptModel(QAbstractTableModel):
         self.beginResetModel()
         self._transcript = transcript
         self._rows = list(transcript.segments) if transcript is not None else []
+        self._playing_row = None
         if transcript is not None and transcript not in self._subscribed:
             self._subscribed.add(transcript)
             transcript.subscribe(lambda i, removed, inserted, t=transcript: self._changed(t, i, removed, inserted))
         self.endResetModel()
+
+    # -- playback highlight ------------------------------------------------------------------------
+    @property
+    def playing_row(self) -> int | None:
+        return self._playing_row
+
+    def set_playing_row(self, row: int | None) -> None:
+        """Tint the row of the segment being played (None: no row)."""
+        if row is not None and not 0 <= row < len(self._rows):
+            row = None
+        previous, self._playing_row = self._playing_row, row
+        for changed in {previous, row} - {None} if previous != row else ():
+            if changed < len(self._rows):
+                emit(self.dataChanged, self.index(changed, 0), self.index(changed, TEXT),
+                     [Qt.ItemDataRole.BackgroundRole])
 
     def segment(self, row: int) -> Segment:
         return self._rows[row]
@@ -115,6 +134,8 @@ class TranscriptModel(QAbstractTableModel):
             return tip
         if role == Qt.ItemDataRole.ForegroundRole and column == TEXT and _is_unsure(segment):
             return QBrush(_LOW_CONFIDENCE)
+        if role == Qt.ItemDataRole.BackgroundRole and index.row() == self._playing_row:
+            return QBrush(_PLAYING)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (START, END):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
