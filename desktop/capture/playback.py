@@ -10,8 +10,9 @@ shifted by up to 8 ms so that it lines up with the natural continuation of the p
 overlap-added every 15 ms. Voices keep their pitch, unlike plain resampling, at the cost of an occasional
 soft echo on fast, dense speech. At 1x the samples are copied unchanged.
 
-The position is that of the next sample given to PortAudio; what is heard lags it by the output latency
-(tens of milliseconds on most systems), which is below what a highlighted row can show.
+The position is that of the sample being heard: the one handed to PortAudio the stream's output latency
+ago (the history of the last latency's worth of positions is kept, so this holds across loop wraps and
+speed changes). A pause drops what was buffered but not heard, and resumes from what was heard last.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ import numpy as np
 LISTENING_RATE = 24000
 MIN_SPEED = 0.5
 MAX_SPEED = 2.0
+# Output buffering. PortAudio's "high" default (35 ms through PulseAudio) underruns, audibly, whenever the
+# machine is busy (transcribing, say); a listener does not notice 150 ms, and position_s subtracts it.
+OUTPUT_LATENCY_S = 0.15
 
 _FRAME_S = 0.030  # WSOLA frame; 2-3 pitch periods of a low voice
 _TOLERANCE_S = 0.008  # how far a frame may move to line up; at least half the longest pitch period
@@ -59,7 +63,11 @@ StreamFactory = Callable[[int, Callable[[np.ndarray], bool], Callable[[], None]]
 
 
 def sounddevice_stream(
-    sample_rate: int, fill: Callable[[np.ndarray], bool], finished: Callable[[], None], device: int | str | None = None
+    sample_rate: int,
+    fill: Callable[[np.ndarray], bool],
+    finished: Callable[[], None],
+    device: int | str | None = None,
+    latency_s: float = OUTPUT_LATENCY_S,
 ) -> OutputStream:
     """A mono float32 sounddevice.OutputStream on `device` (None: the default output)."""
     sd = _sounddevice()
@@ -72,7 +80,7 @@ def sounddevice_stream(
     check_output(sample_rate, device)
     try:
         return sd.OutputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
-                               callback=callback, finished_callback=finished)
+                               callback=callback, finished_callback=finished, latency=latency_s)
     except sd.PortAudioError as exc:
         raise PlaybackError(f"cannot open the audio output ({_portaudio_reason(exc)})") from None
 
@@ -177,6 +185,8 @@ class Playback:
         self._pending_pos = np.zeros(0, dtype=np.float64)
         self._stretch = _Wsola(self.sample_rate)
         self._cursor = 0.0  # source position (samples) of the next sample to render
+        self._latency_frames = 0  # the stream's output latency: delivered samples not heard yet
+        self._recent_pos = np.zeros(0, dtype=np.float64)  # positions of the last _latency_frames delivered
 
     # -- readouts ----------------------------------------------------------------------------------
     @property
@@ -185,8 +195,9 @@ class Playback:
 
     @property
     def position_s(self) -> float:
+        """Where the listener is, in source seconds."""
         with self._lock:
-            return self._position() / self.sample_rate
+            return self._heard_position() / self.sample_rate
 
     @property
     def state(self) -> PlaybackState:
@@ -226,6 +237,8 @@ class Playback:
             self._aborting = False
         if self._stream is None:
             self._stream = self._factory(self.sample_rate, self._fill, self._finished)
+            latency_s = getattr(self._stream, "latency", 0.0)
+            self._latency_frames = int(round(float(latency_s or 0.0) * self.sample_rate))
         else:
             # A stream that ended by itself is inactive but not "stopped", and PortAudio would ignore start().
             self._stream.abort()
@@ -257,7 +270,7 @@ class Playback:
                 return
             position = self._position()
             self._speed = float(speed)
-            self._seek(position)  # re-render what was pending at the new speed
+            self._seek(position, keep_heard=True)  # re-render what was pending at the new speed
 
     def set_loop(self, start_s: float, end_s: float) -> None:
         """Loop [start_s, end_s): playback wraps to start_s at end_s, and jumps into the range if outside."""
@@ -270,12 +283,12 @@ class Playback:
             if not start <= position < end:
                 self._seek(start)
             else:
-                self._seek(position)
+                self._seek(position, keep_heard=True)
 
     def clear_loop(self) -> None:
         with self._lock:
             self._loop = None
-            self._seek(self._position())
+            self._seek(self._position(), keep_heard=True)
 
     def close(self) -> None:
         if self._closed:
@@ -299,11 +312,15 @@ class Playback:
             was_playing = self._state == PlaybackState.PLAYING
             self._aborting = True
             self._state = state if (was_playing or state == PlaybackState.STOPPED) else self._state
+            heard = self._heard_position()
         if was_playing and self._stream is not None:
             try:
                 self._stream.abort()  # at once, not after the queued buffers (stop() would wait for them)
             except Exception:  # noqa: BLE001 - a stream that already failed is stopped anyway
                 pass
+        if was_playing and not self._ended:
+            with self._lock:
+                self._seek(heard)  # abort() dropped what was buffered: resume from what was heard
 
     def _to_sample(self, seconds: float) -> int:
         return int(round(min(max(float(seconds), 0.0), self.duration_s) * self.sample_rate))
@@ -312,9 +329,18 @@ class Playback:
         return self._loop[1] if self._loop else len(self._samples)
 
     def _position(self) -> float:
-        return float(self._pending_pos[0]) if len(self._pending_pos) else self._cursor
+        if len(self._pending_pos):
+            return float(self._pending_pos[0])
+        if self._loop is not None and self._cursor >= self._loop[1]:
+            return float(self._loop[0])  # a block ended exactly at the loop's end: the next sample wraps
+        return self._cursor
 
-    def _seek(self, sample: float) -> None:
+    def _heard_position(self) -> float:
+        return float(self._recent_pos[0]) if len(self._recent_pos) else self._position()
+
+    def _seek(self, sample: float, keep_heard: bool = False) -> None:
+        if not keep_heard:
+            self._recent_pos = self._recent_pos[:0]
         self._pending = self._pending[:0]
         self._pending_pos = self._pending_pos[:0]
         self._cursor = float(sample)
@@ -375,11 +401,17 @@ class Playback:
             take = min(frames, len(self._pending))
             out[:take] = self._pending[:take]
             out[take:] = 0
+            delivered = self._pending_pos[:take]
             self._pending = self._pending[take:]
             self._pending_pos = self._pending_pos[take:]
             if not complete:
                 self._ended = True
                 self._cursor = float(self._limit())
+            if self._latency_frames:
+                if take < frames:  # silence after the end: the listener reaches the end once it is heard
+                    delivered = np.concatenate([delivered, np.full(frames - take, self._cursor)])
+                recent = np.concatenate([self._recent_pos, delivered])
+                self._recent_pos = recent[-self._latency_frames :]
             return complete
 
     def _finished(self) -> None:
@@ -387,6 +419,7 @@ class Playback:
         with self._lock:
             if self._ended:
                 self._state = PlaybackState.STOPPED
+                self._recent_pos = self._recent_pos[:0]
             elif not self._aborting and self._state == PlaybackState.PLAYING:
                 self._state = PlaybackState.PAUSED
                 self._error = "the audio output stopped unexpectedly"

@@ -62,7 +62,9 @@ class PlayerBar(QWidget):
         self.loop_button = self._button(self.loop_action)
         self.follow_button = self._button(self.follow_action)
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, 0)
+        self.slider.setRange(0, 0)  # milliseconds
+        self.slider.setSingleStep(1000)  # arrow keys: one second
+        self.slider.setPageStep(int(SKIP_S * 1000))  # Page Up/Down and clicks on the groove: like Alt+Left/Right
         self.slider.setToolTip("Position in the source; drag to seek")
         self.slider.setAccessibleName("Playback position")
         self.slider.sliderPressed.connect(self._drag_started)

@@ -25,8 +25,8 @@ _HEADERS = ("Start", "End", "Text")
 # Below this average log probability the decoder was unsure; the row is tinted so the user checks it.
 LOW_CONFIDENCE_LOGPROB = -1.0
 _LOW_CONFIDENCE = QColor("#d9822b")
-# The segment being played: the selection's blue, lighter, so it reads on light and dark palettes.
-_PLAYING = QColor(59, 130, 246, 70)
+# The segment being played: a translucent green, unlike the selection's blue, reads on light and dark palettes.
+_PLAYING = QColor(34, 197, 94, 64)
 
 
 class TranscriptModel(QAbstractTableModel):

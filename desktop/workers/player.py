@@ -59,9 +59,9 @@ class Player(QObject):
         rate_for_output: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(parent)
-        self._decoder: Decoder = decoder or (lambda path, rate, cancel: decode_for_listening(path, rate, cancel))
+        self.decoder: Decoder = decoder or (lambda path, rate, cancel: decode_for_listening(path, rate, cancel))
         self.playback_factory: PlaybackFactory = playback_factory or (lambda samples, rate: Playback(samples, rate))
-        self._rate_for_output = rate_for_output or (lambda: output_rate(LISTENING_RATE))
+        self.rate_for_output = rate_for_output or (lambda: output_rate(LISTENING_RATE))
         self._source: Path | None = None
         self._playback: Playback | None = None
         self._state = PlayerState.EMPTY
@@ -76,7 +76,7 @@ class Player(QObject):
         self._decoded.connect(self._on_decoded)
         self._timer = QTimer(self)
         self._timer.setInterval(POSITION_INTERVAL_MS)
-        self._timer.timeout.connect(self._poll)
+        self._timer.timeout.connect(self.poll)
 
     # -- readouts ----------------------------------------------------------------------------------
     @property
@@ -138,7 +138,7 @@ class Player(QObject):
             return
         self._timer.start()
         self._set_state(PlayerState.PLAYING)
-        self._poll()
+        self.poll()
 
     def pause(self) -> None:
         if self._state == PlayerState.LOADING:
@@ -146,7 +146,7 @@ class Player(QObject):
             self._set_state(PlayerState.STOPPED)
         elif self._playback is not None and self._state == PlayerState.PLAYING:
             self._playback.pause()
-            self._poll()
+            self.poll()
 
     def toggle(self) -> None:
         self.pause() if self.is_playing() else self.play()
@@ -158,12 +158,12 @@ class Player(QObject):
             self._playback.stop()
         if self._source is not None:
             self._set_state(PlayerState.STOPPED)
-        self._poll(force=True)
+        self.poll(force=True)
 
     def seek(self, position_s: float) -> None:
         if self._playback is not None:
             self._playback.seek(position_s)
-            self._poll(force=True)
+            self.poll(force=True)
         else:
             self._pending_start_s = position_s
 
@@ -218,8 +218,8 @@ class Player(QObject):
 
         def work() -> None:
             try:
-                rate = self._rate_for_output()
-                samples = self._decoder(source, rate, cancel)
+                rate = self.rate_for_output()
+                samples = self.decoder(source, rate, cancel)
                 result: tuple[object, str] = ((samples, rate), "")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a message, the app goes on
                 result = (None, _reason(exc))
@@ -262,7 +262,8 @@ class Player(QObject):
         self._set_state(PlayerState.STOPPED if self._source is not None else PlayerState.EMPTY)
         emit(self.error, message)
 
-    def _poll(self, force: bool = False) -> None:
+    def poll(self, force: bool = False) -> None:
+        """Report the playback's position (when it moved), state and errors now; the timer calls this."""
         playback = self._playback
         if playback is None:
             return

@@ -210,3 +210,36 @@ def test_close_stops_and_closes_the_stream():
     assert streams[0].closed and not streams[0].active
     with pytest.raises(PlaybackError):
         playback.play()
+
+
+def test_position_is_what_is_heard_after_the_output_latency():
+    source = ramp(2.0)
+
+    def factory(sample_rate, fill, finished):
+        stream = FakeStream(sample_rate, fill, finished)
+        stream.latency = 0.1  # as sounddevice reports it: 2400 samples queued between us and the speaker
+        streams.append(stream)
+        return stream
+
+    streams: list[FakeStream] = []
+    playback = Playback(source, RATE, stream_factory=factory)
+    playback.play(0.5)
+    streams[0].pull(1200)
+    assert playback.position_s == pytest.approx(0.5)  # handed over, not heard yet
+    streams[0].pull(4800)
+    assert playback.position_s == pytest.approx(0.5 + 0.15)  # 0.25 s delivered, 0.1 s of it still queued
+    playback.pause()  # what was queued is dropped: resume replays it rather than skip it
+    assert playback.position_s == pytest.approx(0.65)
+    playback.play()
+    np.testing.assert_array_equal(streams[0].pull(480), source[15600:16080])
+    # Across a loop's wrap the readout follows what is heard, not what was rendered.
+    playback.set_loop(0.6, 0.8)
+    heard = []
+    for _ in range(40):
+        streams[0].pull(480)
+        heard.append(playback.position_s)
+    assert min(heard) >= 0.6 - 1e-9 and max(heard) < 0.8
+    # At the end the readout reaches the end once the last samples are heard.
+    playback.clear_loop()
+    streams[0].pull_seconds(3.0)
+    assert playback.state == PlaybackState.STOPPED and playback.position_s == pytest.approx(2.0)
