@@ -351,7 +351,8 @@ class Playback:
 
     def _render(self, wanted: int) -> bool:
         """Append at least `wanted` samples to the pending ones; False once there is no more audio."""
-        pieces, positions = [self._pending], [self._pending_pos]
+        pieces: list[np.ndarray] = [self._pending]
+        positions: list[np.ndarray] = [self._pending_pos]
         have = len(self._pending)
         while have < wanted:
             limit = self._limit()
