@@ -583,6 +583,9 @@ class MainWindow(QMainWindow):
         self.player.position_changed.connect(self._on_play_position)
         self.player.state_changed.connect(self._on_play_state)
         self.player.error.connect(self._on_play_error)
+        # Rows inserted or removed by an edit move the playing segment's row; re-tint it even while paused.
+        for changed in (self.transcript_model.rowsInserted, self.transcript_model.rowsRemoved):
+            changed.connect(lambda *_args: self._retint_playing_row())
         self.menuBar().addMenu("&Playback").addActions(self.player_bar.playback_actions())
 
     def play_segment(self, row: int) -> None:
@@ -623,6 +626,10 @@ class MainWindow(QMainWindow):
             index = self.transcript_model.index(row, current.column() if current.isValid() else TEXT)
             view.setCurrentIndex(index)
             view.scrollTo(index)
+
+    def _retint_playing_row(self) -> None:
+        if self.transcript_model.playing_row is not None:
+            self.transcript_model.set_playing_row(self._row_at(self.player.position_s))
 
     def _on_play_state(self, state: str) -> None:
         if state in ("stopped", "empty"):

@@ -169,3 +169,14 @@ def test_showing_another_job_stops_the_player(qtbot, window):
     assert player.state == PlayerState.STOPPED and player.source.name == "other.wav"
     assert not stream.active and stream.closed
     assert model.playing_row is None
+
+
+def test_the_tint_stays_on_the_playing_segment_when_rows_move(qtbot, window):
+    player, model = window.player, window.transcript_model
+    with qtbot.waitSignal(player.state_changed, timeout=TIMEOUT_MS, check_params_cb=lambda s: s == "playing"):
+        window.play_segment(2)
+    window.output.stream.pull(480)
+    player.pause()
+    assert model.playing_row == 2
+    model.transcript.delete(0)  # an edit removes the first segment: the one playing is now row 1
+    assert model.playing_row == 1 and model.segment(1).text == " window test."
