@@ -598,7 +598,8 @@ class MainWindow(QMainWindow):
         if job_id != self._player_job_id:
             self._player_job_id = job_id
             self.player.set_source(None)
-            self.player.set_source(self.store.job(job_id).source if job_id is not None else None)
+            job = self.store.job(job_id) if job_id is not None else None
+            self.player.set_source(job.source if job else None, job.duration_s if job else None)
 
     def _segment_range(self, row: int | None) -> tuple[float, float] | None:
         if row is None or not 0 <= row < self.transcript_model.rowCount():

@@ -63,6 +63,7 @@ class Player(QObject):
         self.playback_factory: PlaybackFactory = playback_factory or (lambda samples, rate: Playback(samples, rate))
         self.rate_for_output = rate_for_output or (lambda: output_rate(LISTENING_RATE))
         self._source: Path | None = None
+        self._duration_hint_s: float | None = None
         self._playback: Playback | None = None
         self._state = PlayerState.EMPTY
         self._generation = 0
@@ -93,7 +94,8 @@ class Player(QObject):
 
     @property
     def duration_s(self) -> float | None:
-        return self._playback.duration_s if self._playback is not None else None
+        """The decoded audio's length; before decoding, the length the caller announced (if any)."""
+        return self._playback.duration_s if self._playback is not None else self._duration_hint_s
 
     @property
     def speed(self) -> float:
@@ -107,14 +109,18 @@ class Player(QObject):
         return self._state in (PlayerState.PLAYING, PlayerState.LOADING)
 
     # -- control -----------------------------------------------------------------------------------
-    def set_source(self, source: str | Path | None) -> None:
-        """Show another file: whatever plays stops, and the decoded audio of the old one is dropped."""
+    def set_source(self, source: str | Path | None, duration_s: float | None = None) -> None:
+        """Show another file: whatever plays stops, and the decoded audio of the old one is dropped.
+        `duration_s` (known from the transcript, say) lets the position slider work before decoding."""
         path = Path(source) if source is not None else None
         if path == self._source:
             return
         self._release()
         self._source = path
+        self._duration_hint_s = duration_s if path is not None and duration_s else None
         self._set_state(PlayerState.EMPTY if path is None else PlayerState.STOPPED)
+        if self._duration_hint_s is not None:
+            emit(self.duration_changed, self._duration_hint_s)
 
     def play(self, from_s: float | None = None, loop: tuple[float, float] | None = None) -> None:
         """Play from `from_s` (default: where it is), looping `loop` when given; decodes the source first
@@ -125,7 +131,8 @@ class Player(QObject):
         if loop is not None:
             self._loop = loop
         if self._playback is None:
-            self._pending_start_s = from_s
+            if from_s is not None:  # else: where a seek before decoding put it, or the start
+                self._pending_start_s = from_s
             self._pending_loop = self._loop
             if self._state != PlayerState.LOADING:
                 self._start_decoding()

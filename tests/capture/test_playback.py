@@ -243,3 +243,10 @@ def test_position_is_what_is_heard_after_the_output_latency():
     playback.clear_loop()
     streams[0].pull_seconds(3.0)
     assert playback.state == PlaybackState.STOPPED and playback.position_s == pytest.approx(2.0)
+
+
+def test_an_output_device_that_does_not_exist_is_a_clear_error():
+    from desktop.capture.playback import sounddevice_stream
+
+    with pytest.raises(PlaybackError, match="no audio output device was found"):
+        sounddevice_stream(RATE, lambda out: True, lambda: None, device="no such output device")

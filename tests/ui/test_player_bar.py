@@ -139,6 +139,7 @@ def test_keyboard_plays_pauses_and_loops_the_selected_segment(qtbot, window):
 
 def test_the_bar_shows_position_duration_and_speed(qtbot, window):
     player, bar = window.player, window.player_bar
+    assert bar.slider.maximum() == 4000  # the job's duration, before anything is decoded
     with qtbot.waitSignal(player.duration_changed, timeout=TIMEOUT_MS) as duration:
         window.play_segment(1)
     assert bar.slider.maximum() == int(duration.args[0] * 1000)

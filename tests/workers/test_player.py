@@ -159,3 +159,14 @@ def test_loop_and_speed_reach_the_playback(qtbot, player, output, hello):
     player.set_loop(None)
     output.stream.pull_seconds(1.0)
     assert player.position_s > 1.4
+
+
+def test_an_announced_duration_serves_until_the_audio_is_decoded(qtbot, player, output, hello):
+    with qtbot.waitSignal(player.duration_changed, timeout=1000, check_params_cb=lambda s: s == 9.0):
+        player.set_source(hello, duration_s=9.0)
+    assert player.duration_s == 9.0
+    player.seek(1.5)  # before decoding: where playing will start
+    with qtbot.waitSignal(player.duration_changed, timeout=TIMEOUT_MS) as decoded:
+        player.play()
+    assert decoded.args[0] < 9.0 and player.duration_s == decoded.args[0]
+    assert player.position_s == pytest.approx(1.5)
