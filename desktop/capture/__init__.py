@@ -1,2 +1,2 @@
-"""Microphone capture without Qt: input devices, a recorder that writes FLAC as it records, level metering,
-and the bookkeeping of the live draft."""
+"""No Qt: audio in and out through sounddevice. Microphone capture (input devices, a recorder that writes
+FLAC as it records, level metering, the bookkeeping of the live draft) and playback for the editor."""

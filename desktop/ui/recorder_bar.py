@@ -74,7 +74,7 @@ class RecorderBar(QFrame):
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.record_button = QPushButton("● Record")
         self.record_button.setObjectName("RecordButton")
-        self.record_button.setToolTip("Record from the microphone (Ctrl+Shift+R)")
+        self.record_button.setToolTip("Record from the microphone (Ctrl+Shift+M)")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("■ Stop")
         self.stop_button.setToolTip("Stop; the recording joins the queue and is transcribed in full")

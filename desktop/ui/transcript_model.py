@@ -40,8 +40,8 @@ _HEADERS = ("Start", "End", "Text")
 LOW_CONFIDENCE_LOGPROB = -1.0
 _LOW_CONFIDENCE = QColor("#d9822b")
 _FLAGGED_BACKGROUND = QColor("#fff4d6")
-# For the playback helper: the row being played is painted with this (see set_playing_row).
-_PLAYING_BACKGROUND = QColor("#dbeafe")
+# The segment being played: a translucent green, unlike the selection's blue, reads on light and dark palettes.
+_PLAYING_BACKGROUND = QColor(34, 197, 94, 64)
 
 # Roles the editor's delegate reads.
 FLAGS_ROLE = Qt.ItemDataRole.UserRole + 1  # tuple[Flag, ...]
@@ -69,6 +69,8 @@ class _CoreEdit(QUndoCommand):
         transcript = self._transcript()
         if transcript is not None:
             transcript.undo()
+
+
 _DRAFT = QColor("#7b8794")
 
 
@@ -108,6 +110,21 @@ class TranscriptModel(QAbstractTableModel):
             self._subscribed.add(transcript)
             transcript.subscribe(lambda i, removed, inserted, t=transcript: self._changed(t, i, removed, inserted))
         self.endResetModel()
+
+    # -- playback highlight ------------------------------------------------------------------------
+    @property
+    def playing_row(self) -> int | None:
+        return self._playing_row
+
+    def set_playing_row(self, row: int | None) -> None:
+        """Tint the row of the segment being played (None: no row)."""
+        if row is not None and not 0 <= row < len(self._rows):
+            row = None
+        previous, self._playing_row = self._playing_row, row
+        for changed in {previous, row} - {None} if previous != row else ():
+            if changed < len(self._rows):
+                emit(self.dataChanged, self.index(changed, 0), self.index(changed, TEXT),
+                     [Qt.ItemDataRole.BackgroundRole])
 
     def segment(self, row: int) -> Segment:
         return self._rows[row]
@@ -320,14 +337,6 @@ class TranscriptModel(QAbstractTableModel):
             self.show_confidence = shown
             if self._rows:
                 emit(self.dataChanged, self.index(0, TEXT), self.index(len(self._rows) - 1, TEXT))
-
-    # -- playback (the player marks the row it plays) ----------------------------------------------
-    def set_playing_row(self, row: int | None) -> None:
-        previous, self._playing_row = self._playing_row, row
-        for changed in {previous, row} - {None}:
-            assert changed is not None
-            if 0 <= changed < len(self._rows):
-                emit(self.dataChanged, self.index(changed, 0), self.index(changed, TEXT))
 
 
 def _is_unsure(segment: Segment) -> bool:

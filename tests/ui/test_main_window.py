@@ -358,3 +358,14 @@ def test_a_failed_job_says_why_and_the_queue_goes_on(qtbot, apps, loaded_model, 
     done_id = next(j.id for j in app.store.jobs() if j.state == JobState.DONE)
     app.window.select_job(done_id)
     assert not app.window.job_error.isVisibleTo(app.window)
+
+
+def test_no_two_actions_share_a_shortcut(qtbot, apps, loaded_model):
+    from PySide6.QtGui import QAction
+
+    app = apps(loaded_model, start=False)
+    owners: dict[str, list[str]] = {}
+    for action in app.window.findChildren(QAction):
+        for key in action.shortcuts():
+            owners.setdefault(key.toString(), []).append(action.text())
+    assert {key: names for key, names in owners.items() if len(set(names)) > 1} == {}
