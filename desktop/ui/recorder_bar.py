@@ -43,8 +43,9 @@ class LevelMeter(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        # A light groove, like the progress bars beside it; a dark one read as a full bar at silence.
         painter.setPen(QColor("#9aa5b1"))
-        painter.setBrush(QColor("#1f2933"))
+        painter.setBrush(QColor("#e4e7eb"))
         painter.drawRoundedRect(rect, 3, 3)
         width = rect.width() - 2
         rms = self.fraction(self.rms_dbfs)
@@ -53,7 +54,7 @@ class LevelMeter(QWidget):
         painter.setBrush(color)
         painter.drawRoundedRect(QRectF(rect.left() + 1, rect.top() + 1, width * rms, rect.height() - 2), 2, 2)
         peak_x = rect.left() + 1 + width * self.fraction(self.peak_dbfs)
-        painter.setPen(QColor("#f5f7fa"))
+        painter.setPen(QColor("#3e4c59"))
         painter.drawLine(int(peak_x), int(rect.top() + 1), int(peak_x), int(rect.bottom() - 1))
 
 
