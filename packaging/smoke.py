@@ -80,6 +80,8 @@ def check_transcribe(app: Path, wav: Path, work: Path) -> None:
     document = json.loads((out / "one.json").read_text(encoding="utf-8"))
     if document["language"] != "en" or not document["segments"]:
         raise SmokeFailure(f"transcribe: unexpected JSON {document}")
+    if (work / "home" / "models" / "base").exists():
+        raise SmokeFailure("transcribe: the bundled model was copied into VERBATIM_HOME instead of used in place")
     print(f"ok   transcribe --device cpu in an empty environment ({elapsed_s:.1f} s): {text.strip()!r}")
 
 
