@@ -88,7 +88,9 @@ def _log_start_up(worker: ModelWorker) -> None:
     # A zero timer fires once the event loop runs, i.e. right after the window's first paint is queued.
     QTimer.singleShot(0, lambda: log.info("window shown"))
     worker.model_ready.connect(
-        lambda status: log.info("model ready: %s on %s (%s)", status.model, status.device, status.compute_type)
+        lambda status: log.info(
+            "model ready: %s on %s (%s)", status.model, status.device, status.compute_type
+        )
     )
 
 

@@ -70,8 +70,14 @@ def check_transcribe(app: Path, wav: Path, work: Path) -> None:
     out = work / "out"
     command = [str(app), "transcribe", str(wav), "-f", "txt,json", "-o", str(out), "--device", "cpu"]
     started_s = time.monotonic()
-    result = subprocess.run(command, env=_clean_env(work / "home"), capture_output=True, text=True,
-                            timeout=TRANSCRIBE_TIMEOUT_S, cwd=work)
+    result = subprocess.run(
+        command,
+        env=_clean_env(work / "home"),
+        capture_output=True,
+        text=True,
+        timeout=TRANSCRIBE_TIMEOUT_S,
+        cwd=work,
+    )
     elapsed_s = time.monotonic() - started_s
     if result.returncode != 0:
         raise SmokeFailure(f"transcribe exited {result.returncode}: {result.stderr.strip()}")
@@ -81,15 +87,23 @@ def check_transcribe(app: Path, wav: Path, work: Path) -> None:
     if document["language"] != "en" or not document["segments"]:
         raise SmokeFailure(f"transcribe: unexpected JSON {document}")
     if (work / "home" / "models" / "base").exists():
-        raise SmokeFailure("transcribe: the bundled model was copied into VERBATIM_HOME instead of used in place")
+        raise SmokeFailure(
+            "transcribe: the bundled model was copied into VERBATIM_HOME instead of used in place"
+        )
     print(f"ok   transcribe --device cpu in an empty environment ({elapsed_s:.1f} s): {text.strip()!r}")
 
 
 def check_cuda_fails_soft(app: Path, wav: Path, work: Path) -> None:
     out = work / "out-cuda"
     command = [str(app), "transcribe", str(wav), "-f", "txt", "-o", str(out), "--device", "cuda"]
-    result = subprocess.run(command, env=_clean_env(work / "home"), capture_output=True, text=True,
-                            timeout=TRANSCRIBE_TIMEOUT_S, cwd=work)
+    result = subprocess.run(
+        command,
+        env=_clean_env(work / "home"),
+        capture_output=True,
+        text=True,
+        timeout=TRANSCRIBE_TIMEOUT_S,
+        cwd=work,
+    )
     if result.returncode != 0:
         raise SmokeFailure(f"transcribe --device cuda exited {result.returncode}: {result.stderr.strip()}")
     _check_words((out / "one.txt").read_text(encoding="utf-8"), "transcribe --device cuda")
@@ -129,8 +143,9 @@ class _LogReader(threading.Thread):
                     if fragment in line:
                         return at_s
                 if self.process.poll() is not None and not self.is_alive():
-                    raise SmokeFailure(f"the app exited ({self.process.returncode}) before {fragment!r}:\n"
-                                       + self.text())
+                    raise SmokeFailure(
+                        f"the app exited ({self.process.returncode}) before {fragment!r}:\n" + self.text()
+                    )
                 remaining_s = deadline_s - time.monotonic()
                 if remaining_s <= 0:
                     raise SmokeFailure(f"no {fragment!r} within {timeout_s:.0f} s:\n" + self.text())
@@ -141,15 +156,18 @@ class _LogReader(threading.Thread):
 
 
 def _library_jobs(app: Path, env: dict[str, str]) -> list[dict[str, object]]:
-    result = subprocess.run([str(app), "library", "list", "--json"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [str(app), "library", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     if result.returncode != 0:
         raise SmokeFailure(f"library list exited {result.returncode}: {result.stderr.strip()}")
     jobs: list[dict[str, object]] = json.loads(result.stdout)
     return jobs
 
 
-def _wait_for_new_job(app: Path, env: dict[str, str], jobs_before: int, timeout_s: float) -> dict[str, object]:
+def _wait_for_new_job(
+    app: Path, env: dict[str, str], jobs_before: int, timeout_s: float
+) -> dict[str, object]:
     """The job the window added to the library (oldest first, so the last one), once it has ended."""
     deadline_s = time.monotonic() + timeout_s
     while True:
@@ -164,12 +182,15 @@ def _wait_for_new_job(app: Path, env: dict[str, str], jobs_before: int, timeout_
 def check_window(app: Path, wav: Path, work: Path, platform: str, label: str) -> tuple[float, float]:
     extra = {"QT_QPA_PLATFORM": platform, "VERBATIM_LOG": "info"}
     if platform != "offscreen":
-        extra.update({k: os.environ[k] for k in ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY") if k in os.environ})
+        extra.update(
+            {k: os.environ[k] for k in ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY") if k in os.environ}
+        )
     env = _clean_env(work / "home", **extra)
     jobs_before = len(_library_jobs(app, env))
     started_s = time.monotonic()
-    process = subprocess.Popen([str(app), str(wav)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               text=True, cwd=work)
+    process = subprocess.Popen(
+        [str(app), str(wav)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=work
+    )
     reader = _LogReader(process, started_s)
     reader.start()
     try:
@@ -194,15 +215,19 @@ def check_window(app: Path, wav: Path, work: Path, platform: str, label: str) ->
             process.kill()
             process.wait()
     model_line = next(line for _, line in reader.lines if "model ready" in line)
-    print(f"ok   window ({platform}, {label}): shown after {window_s:.1f} s, {model_line.split(': ', 1)[1]} "
-          f"after {ready_s:.1f} s; transcribed the queued file; SIGTERM closed it (exit 0)")
+    print(
+        f"ok   window ({platform}, {label}): shown after {window_s:.1f} s, {model_line.split(': ', 1)[1]} "
+        f"after {ready_s:.1f} s; transcribed the queued file; SIGTERM closed it (exit 0)"
+    )
     return window_s, ready_s
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("app", nargs="?", type=Path, default=DEFAULT_APP, help=f"default: {DEFAULT_APP}")
-    parser.add_argument("--platform", default="offscreen", help="Qt platform for the window (default: offscreen)")
+    parser.add_argument(
+        "--platform", default="offscreen", help="Qt platform for the window (default: offscreen)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     args = parser.parse_args(argv)
     app = args.app.resolve()

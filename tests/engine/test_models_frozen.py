@@ -72,7 +72,9 @@ def test_a_damaged_bundled_model_is_never_loaded(base_model_dir, tmp_path, monke
         f.write(bytes([byte[0] ^ 0xFF]))
     _frozen(monkeypatch, tmp_path / "bundle")
 
-    with pytest.raises(ModelError, match=r"the app's bundled base model .* does not match the expected SHA-256"):
+    with pytest.raises(
+        ModelError, match=r"the app's bundled base model .* does not match the expected SHA-256"
+    ):
         ensure_base_model()
     assert not (models_dir() / "base").exists()
 
