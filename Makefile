@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint system-deps package clean
+.PHONY: run test lint system-deps package package-smoke clean
 
 # System libraries: speech synthesis and sox for test audio, PortAudio/PulseAudio for the microphone,
 # Xvfb and Qt's xcb libraries for the window. Skipped when not root (install them yourself then).
@@ -30,9 +30,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check desktop tests $(wildcard benchmarks packaging)
 	$(BIN)/mypy
 
-package: $(STAMP)
+# The frozen app, dist/verbatim/verbatim (README, "Building the app"); package-smoke runs it headless.
+package: system-deps $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[package]'
 	$(BIN)/python packaging/build.py
+
+package-smoke:
+	$(BIN)/python packaging/smoke.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache

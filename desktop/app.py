@@ -13,6 +13,10 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from desktop.workers.model_worker import ModelWorker
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +34,7 @@ def main(files: list[str]) -> int:
     from desktop.ui.resources import icon, style_sheet
     from desktop.workers.model_worker import ModelWorker
 
-    # Warnings and errors go to stderr; VERBATIM_LOG_LEVEL=INFO also shows each job's committed progress.
-    level = getattr(logging, os.environ.get("VERBATIM_LOG_LEVEL", "WARNING").upper(), logging.WARNING)
-    logging.basicConfig(
-        level=level if isinstance(level, int) else logging.WARNING,
-        format="verbatim: %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "verbatim"])
     app.setApplicationName("Verbatim")
     app.setApplicationDisplayName("Verbatim")
@@ -57,6 +56,7 @@ def main(files: list[str]) -> int:
     # Start the model a moment after the first paint: importing faster_whisper holds the interpreter
     # for a while, and the window should be on screen before that.
     QTimer.singleShot(50, worker.start)
+    _log_start_up(worker)
 
     with _quit_on_signals(window.close):
         exit_code = app.exec()
@@ -71,6 +71,27 @@ def main(files: list[str]) -> int:
         sys.stderr.flush()
         os._exit(exit_code)
     return exit_code
+
+
+def _configure_logging() -> None:
+    """`VERBATIM_LOG=info` (or debug, warning) logs to stderr; off by default, as a window app has no console."""
+    level_name = os.environ.get("VERBATIM_LOG", "").strip().upper()
+    level = logging.getLevelName(level_name) if level_name else None
+    if isinstance(level, int):
+        logging.basicConfig(level=level, format="verbatim: %(message)s")
+
+
+def _log_start_up(worker: ModelWorker) -> None:
+    """Two start-up milestones, which packaging/smoke.py times on the frozen app."""
+    from PySide6.QtCore import QTimer
+
+    # A zero timer fires once the event loop runs, i.e. right after the window's first paint is queued.
+    QTimer.singleShot(0, lambda: log.info("window shown"))
+    worker.model_ready.connect(
+        lambda status: log.info(
+            "model ready: %s on %s (%s)", status.model, status.device, status.compute_type
+        )
+    )
 
 
 @contextmanager

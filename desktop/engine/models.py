@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -220,8 +221,17 @@ def _assemble_base(target: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)  # nothing left after a successful rename
 
 
-def _external_base_model(folder: Path) -> Path:
-    label = f"{BASE_MODEL_ENV}={folder}"
+def frozen_base_model_dir() -> Path | None:
+    """The assembled base model inside a frozen app (packaging/verbatim.spec puts it there), else None."""
+    if not getattr(sys, "frozen", False):
+        return None
+    bundle = Path(getattr(sys, "_MEIPASS", Path(sys.executable).resolve().parent))
+    folder = bundle / "models" / BASE_MODEL
+    return folder if folder.is_dir() else None
+
+
+def _external_base_model(folder: Path, label: str | None = None) -> Path:
+    label = label or f"{BASE_MODEL_ENV}={folder}"
     if not is_model_folder(folder):
         raise ModelError(f"{label} is not a model folder: it needs model.bin and config.json")
     # The folder may be read-only (a shared install), so its marker lives with ours, one per folder.
@@ -237,6 +247,11 @@ def ensure_base_model() -> Path:
     external = os.environ.get(BASE_MODEL_ENV)
     if external:
         return _external_base_model(Path(external).expanduser())
+    frozen = frozen_base_model_dir()
+    if frozen is not None:
+        # Used in place, not copied: the app folder may be read-only, and a second 145 MB copy buys nothing.
+        # Its SHA-256 is checked like any external copy (the marker lives under models/).
+        return _external_base_model(frozen, label=f"the app's bundled base model ({frozen})")
 
     target = models_dir() / BASE_MODEL
     with _locked(models_dir() / f".{BASE_MODEL}.lock"):
@@ -469,6 +484,10 @@ def _base_info() -> ModelInfo:
             folder if present else None,
             _folder_size(folder) if present else None,
         )
+    frozen = frozen_base_model_dir()
+    if frozen is not None:
+        present = is_model_folder(frozen)
+        return ModelInfo(BASE_MODEL, "bundled", present, frozen, _folder_size(frozen) if present else None)
     folder = models_dir() / BASE_MODEL
     assembled = (folder / "model.bin").is_file()
     return ModelInfo(

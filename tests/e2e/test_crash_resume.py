@@ -47,7 +47,7 @@ def read_library(home: Path) -> dict[int, dict]:
 
 
 def start_app(files: list[Path]) -> subprocess.Popen[str]:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VERBATIM_LOG_LEVEL="INFO")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VERBATIM_LOG="info")
     return subprocess.Popen([sys.executable, "-m", "desktop", *map(str, files)], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
