@@ -76,7 +76,8 @@ def drop(window: MainWindow, *paths: Path) -> None:
     """A real drag-enter then drop, as the platform delivers them."""
     mime = mime_for(*paths)
     where = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    # QDragEnterEvent takes a QPoint (PySide6 6.11), QDropEvent a QPointF.
+    enter = QDragEnterEvent(where.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
