@@ -12,17 +12,28 @@ QT_FREE = ("core", "engine", "capture")
 FORBIDDEN = ("PySide6", "desktop.ui", "desktop.workers", "desktop.app")
 
 
+def imports_of(layer: str) -> list[tuple[Path, str]]:
+    found = []
+    for path in (REPO / "desktop" / layer).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found += [(path, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.append((path, node.module))
+    return found
+
+
 def test_no_qt_imports_in_the_source():
-    offenders = []
-    for layer in QT_FREE:
-        for path in (REPO / "desktop" / layer).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.startswith(FORBIDDEN)]
+    offenders = [f"{path.relative_to(REPO)}: {name}" for layer in QT_FREE for path, name in imports_of(layer)
+                 if name.startswith(FORBIDDEN)]
+    assert offenders == []
+
+
+def test_lower_layers_do_not_import_higher_ones():
+    # core < capture < engine: dependencies point down only.
+    above = {"core": ("desktop.capture", "desktop.engine"), "capture": ("desktop.engine",)}
+    offenders = [f"{path.relative_to(REPO)}: {name}" for layer, banned in above.items()
+                 for path, name in imports_of(layer) if name.startswith(banned)]
     assert offenders == []
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -111,47 +110,6 @@ def output_rate(preferred: int = LISTENING_RATE, device: int | str | None = None
         except (sd.PortAudioError, ValueError):
             raise PlaybackError("no audio output device was found") from None
         return int(info["default_samplerate"])
-
-
-def decode_for_listening(path: Path, sample_rate: int = LISTENING_RATE,
-                         cancel: threading.Event | None = None) -> np.ndarray:
-    """The first audio track of any file ffmpeg reads (video files included) as mono int16 at sample_rate.
-    AudioError (same wording as transcription's) when it cannot be read; an empty array when cancelled."""
-    import av
-
-    from desktop.engine.audio import AudioError, check_readable
-
-    path = Path(path)
-    check_readable(path)
-    pieces: list[np.ndarray] = []
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.error.InvalidDataError, av.error.EOFError, av.error.DemuxerNotFoundError):
-        raise AudioError("not an audio or video file ffmpeg can read (unknown or damaged format)") from None
-    except av.error.FFmpegError as exc:
-        raise AudioError(f"cannot open the file ({exc.strerror or exc})") from None
-    with container:
-        if not container.streams.audio:
-            raise AudioError("has no audio track")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        try:
-            for packet in container.demux(stream):
-                if cancel is not None and cancel.is_set():
-                    return np.zeros(0, dtype=np.int16)
-                try:
-                    frames = packet.decode()
-                except (av.error.InvalidDataError, av.error.EOFError):
-                    continue  # a damaged packet costs its few milliseconds (as in desktop.engine.audio)
-                for frame in frames:
-                    pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-            pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            if not pieces:
-                raise AudioError(f"cannot decode the audio ({exc.strerror or exc})") from None
-    if not pieces:
-        raise AudioError("contains no audio samples")
-    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.int16)
 
 
 class Playback:

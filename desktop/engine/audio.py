@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,12 +116,11 @@ def _is_native_16k_mono(path: Path) -> bool:
 
 def _read_native_16k_mono(path: Path) -> np.ndarray | None:
     """Read directly when the file already is 16 kHz mono (no resampling, no mixing)."""
+    if not _is_native_16k_mono(path):
+        return None
     try:
         import soundfile
 
-        info = soundfile.info(str(path))
-        if info.samplerate != SAMPLE_RATE or info.channels != 1:
-            return None
         samples, _ = soundfile.read(str(path), dtype="float32", always_2d=False)
     except Exception:  # noqa: BLE001 - no libsndfile, or a file it cannot read: PyAV decides, and words the error
         return None
@@ -131,8 +131,22 @@ def _decode_with_av(path: Path) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(list(_av_pieces(path))), dtype=np.float32)
 
 
-def _av_pieces(path: Path) -> Iterator[np.ndarray]:
-    """Resampled frames as PyAV decodes them; at least one, or AudioError."""
+def decode_for_listening(path: Path, sample_rate: int, cancel: threading.Event | None = None) -> np.ndarray:
+    """The first audio track (video files included) as mono int16 at sample_rate, for playback in the
+    editor: half the memory of float32, and a rate chosen for the ear rather than for Whisper. AudioError
+    as decode() words it; an empty array when cancelled."""
+    path = Path(path)
+    check_readable(path)
+    pieces = list(_av_pieces(path, sample_rate, "s16", cancel))
+    if cancel is not None and cancel.is_set():
+        return np.zeros(0, dtype=np.int16)
+    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.int16)
+
+
+def _av_pieces(
+    path: Path, sample_rate: int = SAMPLE_RATE, sample_format: str = "flt", cancel: threading.Event | None = None
+) -> Iterator[np.ndarray]:
+    """Resampled mono frames as PyAV decodes them; at least one, or AudioError. Stops early when cancelled."""
     import av
 
     try:
@@ -151,9 +165,11 @@ def _av_pieces(path: Path) -> Iterator[np.ndarray]:
         if not container.streams.audio:
             raise AudioError("has no audio track")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler = av.AudioResampler(format=sample_format, layout="mono", rate=sample_rate)
         try:
             for packet in container.demux(stream):
+                if cancel is not None and cancel.is_set():
+                    return
                 try:
                     frames = packet.decode()
                 except (av.error.InvalidDataError, av.error.EOFError, av.error.DecoderNotFoundError):

@@ -29,9 +29,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from desktop.capture.draft import DraftRequest, DraftResult
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings
+from desktop.engine.draft import DraftRequest, DraftResult
 from desktop.engine.events import (
     DeviceFailure,
     EngineJob,
@@ -647,7 +647,7 @@ class ModelWorker(QObject):
             self._cond.notify_all()
 
     def _serve_drafts(self) -> None:
-        from desktop.capture.draft import DraftTranscriber, draft_options
+        from desktop.engine.draft import DraftTranscriber, draft_options
 
         transcriber: DraftTranscriber | None = None
         while True:

@@ -22,9 +22,9 @@ from desktop.capture.playback import (
     Playback,
     PlaybackError,
     PlaybackState,
-    decode_for_listening,
     output_rate,
 )
+from desktop.engine.audio import decode_for_listening
 from desktop.workers.signals import emit
 
 POSITION_INTERVAL_MS = 50  # ~20 Hz: smooth for a slider, cheap for the GUI thread

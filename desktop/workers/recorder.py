@@ -10,8 +10,8 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.capture.draft import DraftRequest, DraftResult, LiveDraft
 from desktop.capture.recorder import Recorder, RecorderState, RecordingResult
+from desktop.engine.draft import DraftRequest, DraftResult, LiveDraft
 from desktop.workers.signals import emit
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from desktop.capture.draft import DraftRequest
 from desktop.core.settings import Settings
+from desktop.engine.draft import DraftRequest
 from desktop.workers.model_worker import ModelWorker
 
 

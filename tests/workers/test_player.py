@@ -69,9 +69,9 @@ def test_plays_a_file_after_decoding_it_and_reports_positions(qtbot, player, out
 
 
 def test_the_decoded_audio_matches_the_file(hello):
-    from desktop.capture.playback import decode_for_listening
+    from desktop.engine.audio import decode_for_listening
 
-    ours = decode_for_listening(hello).astype(np.float32) / 32768
+    ours = decode_for_listening(hello, LISTENING_RATE).astype(np.float32) / 32768
     theirs, rate = soundfile.read(str(hello), dtype="float32")
     assert len(ours) == pytest.approx(len(theirs) * LISTENING_RATE / rate, abs=LISTENING_RATE * 0.01)
     assert np.sqrt(np.mean(ours**2)) == pytest.approx(np.sqrt(np.mean(theirs**2)), rel=0.05)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from desktop.capture.draft import (
+from desktop.core.segment import Segment
+from desktop.engine.draft import (
     DraftResult,
     DraftTranscriber,
     LiveDraft,
@@ -14,7 +15,6 @@ from desktop.capture.draft import (
     draft_options,
     to_16k,
 )
-from desktop.core.segment import Segment
 
 
 def test_cut_at_the_end_when_the_speech_is_over():
