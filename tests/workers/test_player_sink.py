@@ -17,7 +17,8 @@ import threading
 import numpy as np
 import pytest
 
-from desktop.capture.playback import LISTENING_RATE, decode_for_listening
+from desktop.capture.playback import LISTENING_RATE
+from desktop.engine.audio import decode_for_listening
 from desktop.workers.player import Player
 
 pytestmark = pytest.mark.audio
@@ -127,7 +128,7 @@ def play_and_record(qtbot, sink: str, clip, source: np.ndarray) -> tuple[float, 
 
 def test_speech_played_reaches_the_pulseaudio_sink(qtbot, sink, make_speech):
     clip = make_speech("Playback through the null sink reaches the monitor, word for word.")
-    source = decode_for_listening(clip).astype(np.float64) / 32768
+    source = decode_for_listening(clip, LISTENING_RATE).astype(np.float64) / 32768
     # On the shared sink someone else's sound mixed into ours lowers the correlation. That is transient, so
     # a low score earns another try; a playback that never reaches the sink fails all three.
     attempts = []
