@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import subprocess
 import threading
@@ -23,6 +24,17 @@ TEXT = " ".join(
         [("fox", "field"), ("horse", "bridge"), ("rabbit", "garden"), ("goat", "hill"), ("cat", "roof"),
          ("dog", "beach")], start=1)
 )
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def spoken_share(segments) -> float:
+    """The share of TEXT's words that the segments read, in order (longest common subsequence)."""
+    spoken = words(TEXT)
+    matcher = difflib.SequenceMatcher(a=spoken, b=words(" ".join(s.text for s in segments)), autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(spoken)
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +85,10 @@ def test_a_windowed_file_reads_like_the_whole(long_clip, loaded_model, monkeypat
     whole = transcribe()
     monkeypatch.setattr(prepare, "STREAM_WINDOW_S", 12)
     windowed = transcribe()
-    words = lambda segments: re.findall(r"[a-z]+", " ".join(s.text for s in segments).lower())  # noqa: E731
-    expected = set(words(whole))
-    assert len(expected & set(words(windowed))) / len(expected) >= 0.9
+    # Both passes are scored against what was spoken: base mishears a word or two of espeak either way
+    # ("fox" for "horse"), so the windowed pass must read about as much of the text as the whole one did.
+    assert spoken_share(windowed) >= 0.85
+    assert spoken_share(windowed) >= spoken_share(whole) - 0.06
     assert all(a.end_s <= b.start_s + 0.01 for a, b in zip(windowed, windowed[1:]))
     # The text lands at the same times: the first and the last segment start where they did.
     assert windowed[0].start_s == pytest.approx(whole[0].start_s, abs=1.0)
