@@ -48,6 +48,7 @@ from desktop.engine.prepare import (
     discard_worker_processes,
     prepare_audio,
     prepare_in_process,
+    start_worker_processes,
     worker_processes,
 )
 
@@ -176,6 +177,16 @@ class Engine:
         self._processes: ProcessPoolExecutor | None = (
             worker_processes(dict(model.whisper.feat_kwargs), self.prepare_workers) if prepare_in_processes else None
         )
+        # The processes start now, in the background, while the user picks files (the app makes its
+        # engine when the model is loaded).
+        self._starting = (
+            start_worker_processes(self._processes, self.prepare_workers) if self._processes is not None else []
+        )
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Wait until the CPU stage's worker processes have started; True when they have (or there are none)."""
+        done, not_done = futures_wait(self._starting, timeout=timeout_s)
+        return not not_done and all(f.exception() is None for f in done)
 
     def default_batch_size(self) -> int:
         # On the CPU, bigger batches only add padding work; on a GPU they fill the card.

@@ -5,10 +5,11 @@ processes when a GPU waits on it (there the GIL, not the cores, limited threads)
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,9 +214,69 @@ _process_state: dict[str, Any] = {}
 def init_process(feature_kwargs: dict[str, Any], threads: int) -> None:
     """Process-pool initializer: one feature extractor and a few threads per process."""
     from faster_whisper.feature_extractor import FeatureExtractor
+    from faster_whisper.vad import get_vad_model
 
+    one_blas_thread()
     _process_state["extractor"] = FeatureExtractor(**feature_kwargs)
     _process_state["threads"] = ThreadPoolExecutor(threads, thread_name_prefix="verbatim-cpu")
+    get_vad_model()  # Silero's ONNX session, loaded now rather than on the first file
+
+
+def _openblas_libraries() -> list[Any]:
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:  # not Linux: BLAS keeps its own threads
+        return []
+    libraries = []
+    for path in paths:
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libraries
+
+
+def blas_threads() -> int | None:
+    """The threads NumPy's OpenBLAS uses in this process (None when it cannot be told)."""
+    for library in _openblas_libraries():
+        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            getter = getattr(library, name, None)
+            if getter is not None:
+                return int(getter())
+    return None
+
+
+def one_blas_thread() -> int:
+    """Limit NumPy's OpenBLAS to one thread in this process; the number of libraries limited.
+
+    The mel filter bank is a matrix product, and OpenBLAS gives it a thread per core in every worker
+    process: eight processes on sixteen cores ran 128 threads. The pool is the parallelism here.
+    (What threadpoolctl does, for the one library NumPy wheels bundle.)"""
+    limited = 0
+    for library in _openblas_libraries():
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter(1)
+                limited += 1
+                break
+    return limited
+
+
+def process_ready() -> int:
+    """A no-op task: its answer says the worker process has started and run its initializer."""
+    return os.getpid()
+
+
+def start_worker_processes(pool: ProcessPoolExecutor, processes: int) -> list[Future[int]]:
+    """Start every process of a pool now, in the background, so the first files do not wait on
+    imports (a second or two). A spawn pool starts a process per task submitted while none is idle."""
+    return [pool.submit(process_ready) for _ in range(processes)]
 
 
 def prepare_in_process(

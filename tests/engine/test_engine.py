@@ -248,6 +248,13 @@ def test_preparing_in_worker_processes_gives_the_same_result(loaded_model, make_
     options = TranscribeOptions(batch_size=2, temperatures=(0.0,))
     threads = run(loaded_model, jobs, options)
     engine = Engine(loaded_model, prepare_workers=2, prepare_in_processes=True)
+    # The worker processes start with the engine, before any job.
+    assert engine._starting and engine.wait_ready(timeout_s=120)
+    # NumPy's BLAS in a worker runs on one thread: the pool is the parallelism (eight processes on
+    # sixteen cores each ran sixteen BLAS threads, and the GPU starved).
+    from desktop.engine.prepare import blas_threads
+
+    assert engine._processes.submit(blas_threads).result() == 1
     processes = list(engine.run(jobs, options, threading.Event()))
     assert "decode" in engine.stats.seconds  # the workers' phase times come back too
     for job_id in range(len(files)):
