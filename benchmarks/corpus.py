@@ -4,6 +4,7 @@ recordings in ../shared/audio. Writes <dir>/manifest.json: [{"path", "reference"
     python benchmarks/corpus.py short DIR [--files N]   many short files in several languages
     python benchmarks/corpus.py long DIR [--minutes M]  one long file (espeak paragraphs + pauses)
     python benchmarks/corpus.py mix DIR                 both, plus the shared recordings
+    python benchmarks/corpus.py real DIR                real speech: the shared recordings cut at pauses
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -132,9 +134,52 @@ def shared_recordings(folder: Path) -> list[dict]:
     return entries
 
 
+REAL_RECORDINGS = ("apollo11.mp3", "multilingual.mp3", "two_speakers_stereo.wav", "hotwords.mp3")
+REAL_TEMPOS = (1.0, 0.92, 1.08)  # each piece three times, slower and faster: new files of the same real speech
+REAL_FORMATS = (".mp3", ".ogg", ".m4a", ".mp3")
+
+
+def quiet_cuts(audio: np.ndarray, rate: int, shortest_s: float, longest_s: float) -> list[tuple[int, int]]:
+    """Pieces of shortest_s..longest_s, each cut at the quietest 50 ms frame in that range."""
+    frame = rate // 20
+    energy = np.sqrt(np.mean(audio[: len(audio) // frame * frame].reshape(-1, frame) ** 2, axis=1))
+    pieces, start = [], 0
+    while len(audio) - start > longest_s * rate:
+        lo, hi = (start + int(shortest_s * rate)) // frame, (start + int(longest_s * rate)) // frame
+        cut = (lo + int(np.argmin(energy[lo:hi]))) * frame + frame // 2
+        pieces.append((start, cut))
+        start = cut
+    if len(audio) - start >= rate:
+        pieces.append((start, len(audio)))
+    return pieces
+
+
+def build_real(folder: Path) -> list[dict]:
+    """Real recorded speech as a queue of short files: the shared recordings cut at pauses into 4-14 s pieces,
+    each piece at three tempos (ffmpeg's atempo keeps the pitch) as MP3, Ogg Vorbis or AAC, 44.1 kHz stereo.
+    No reference text: compare.py scores these against plain faster-whisper's output instead."""
+    sys.path.insert(0, str(REPO))
+    from desktop.engine.audio import SAMPLE_RATE, decode
+
+    entries = []
+    for name in REAL_RECORDINGS:
+        if not (SHARED / name).exists():
+            continue
+        audio = decode(SHARED / name)
+        for n, (start, end) in enumerate(quiet_cuts(audio, SAMPLE_RATE, 4.0, 14.0)):
+            for t, tempo in enumerate(REAL_TEMPOS):
+                suffix = REAL_FORMATS[(n + t) % len(REAL_FORMATS)]
+                path = folder / f"real-{Path(name).stem}-{n:02d}-t{t}{suffix}"
+                subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1",
+                                "-i", "-", "-af", f"atempo={tempo}", "-ar", "44100", "-ac", "2", str(path)],
+                               input=audio[start:end].tobytes(), check=True)
+                entries.append({"path": path.name, "reference": None, "language": None})
+    return entries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=("short", "long", "mix"))
+    parser.add_argument("kind", choices=("short", "long", "mix", "real"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--minutes", type=float, default=12)
@@ -144,6 +189,8 @@ def main() -> None:
         entries = build_short(args.folder, args.files)
     elif args.kind == "long":
         entries = build_long(args.folder, args.minutes)
+    elif args.kind == "real":
+        entries = build_real(args.folder)
     else:
         entries = build_short(args.folder, 24) + build_long(args.folder, 10) + shared_recordings(args.folder)
     (args.folder / "manifest.json").write_text(json.dumps(entries, ensure_ascii=False, indent=1), encoding="utf-8")
