@@ -111,7 +111,8 @@ def _run_engine(engine, paths, options, texts):
             texts[event.job_id].extend(s.text for s in event.segments)
         elif isinstance(event, JobFailed):
             print(f"  {paths[event.job_id].name}: {event.reason}", file=sys.stderr)
-    print(f"  verbatim phases: {engine.stats.summary()}")
+    limits = engine.batch_limits(options)
+    print(f"  verbatim phases: {engine.stats.summary()}; batches of at most {limits.chunks} chunks, {limits.seconds} s")
     return [" ".join(texts[i]) for i in range(len(paths))]
 
 

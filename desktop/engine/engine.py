@@ -41,6 +41,7 @@ from desktop.engine.events import (
     SegmentsDecoded,
     TranscribeOptions,
 )
+from desktop.engine.gpu_memory import bytes_per_chunk, chunks_that_fit, decoder_shape, free_bytes
 from desktop.engine.loading import LoadedModel
 from desktop.engine.prepare import (
     FRAMES_PER_CHUNK,
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WAIT_S = 0.05
+# A GPU batch, when the user sets no batch size: up to this many seconds of speech, in at most this
+# many chunks (and what fits in free memory). Measured on real short speech (benchmarks/README.md).
+AUTO_GPU_BATCH_S = 960.0
+AUTO_GPU_BATCH_CHUNKS = 96
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
@@ -99,6 +104,12 @@ class RunStats:
         phases = " ".join(f"{name}={value:.2f}s" for name, value in sorted(self.seconds.items()))
         mean = self.items / self.batches if self.batches else 0.0
         return f"{self.batches} batches, {mean:.1f} items/batch, {self.fallback_items} fallback retries; {phases}"
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    chunks: int  # most chunks in one batch
+    seconds: float  # most seconds of speech in one batch (math.inf: the count alone decides)
 
 
 @dataclass
@@ -170,6 +181,7 @@ class Engine:
         )
         self.stats = RunStats()  # of the current (or last) run
         self._pool: ThreadPoolExecutor | None = None
+        self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
         # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
         # there it runs in worker processes. On the CPU the model wants the cores; threads suffice.
         if prepare_in_processes is None:
@@ -189,8 +201,41 @@ class Engine:
         return not not_done and all(f.exception() is None for f in done)
 
     def default_batch_size(self) -> int:
+        """The most chunks in a batch when the user sets none (the seconds of speech decide first on a GPU)."""
         # On the CPU, bigger batches only add padding work; on a GPU they fill the card.
-        return 16 * len(self.model.device_indices) if self.model.device == "cuda" else 4
+        return AUTO_GPU_BATCH_CHUNKS if self.model.device == "cuda" else 4
+
+    def batch_limits(self, options: TranscribeOptions) -> BatchLimits:
+        """How big the next batches may be. On a GPU, by default, a batch holds up to AUTO_GPU_BATCH_S
+        seconds of speech: decoding costs about what the speech is long, so many short chunks (a queue
+        of short files) share one batch where few 30 s chunks would. Either way no more chunks than the
+        free memory of the smallest card holds (GPU memory is read once, at the first run); an
+        out-of-memory error still halves a batch that was too big."""
+        if self.model.device != "cuda":
+            return BatchLimits(options.batch_size or self.default_batch_size(), math.inf)
+        chunks = options.batch_size or self.default_batch_size()
+        seconds = math.inf if options.batch_size else AUTO_GPU_BATCH_S
+        fits = self._chunks_that_fit(options.beam_size)
+        if fits is not None and fits < chunks:
+            log.info("batches of at most %d chunks: that is what fits in the GPU's free memory", fits)
+            chunks = fits
+        return BatchLimits(chunks, seconds)
+
+    def _chunks_that_fit(self, beam_size: int) -> int | None:
+        with self._lock:
+            if self._memory_fit is None:
+                shape = decoder_shape(self.model.path)
+                frees = [free_bytes(index) for index in self.model.device_indices]
+                value_bytes = 4 if self.model.compute_type in ("float32", "int8_float32") else 2
+                if shape is None or any(free is None for free in frees):
+                    self._memory_fit = {}
+                else:
+                    self._memory_fit = {"free": min(f for f in frees if f is not None), "shape": shape,
+                                        "value_bytes": value_bytes}
+            fit = self._memory_fit
+        if not fit:
+            return None
+        return chunks_that_fit(fit["free"], bytes_per_chunk(fit["shape"], beam_size, fit["value_bytes"]))
 
     def cancel_job(self, job_id: int) -> None:
         with self._lock:
@@ -204,7 +249,7 @@ class Engine:
     def run(
         self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
     ) -> Iterator[Event]:
-        batch_size = options.batch_size or self.default_batch_size()
+        limits = self.batch_limits(options)
         self.stats = stats = RunStats()
         states: list[_JobState] = []
         cond = threading.Condition()
@@ -214,7 +259,7 @@ class Engine:
         parallel = self.parallel_batches
         decoders = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verbatim-decode")
         in_flight: deque[tuple[list[_Item], Future[list[_Decoded]]]] = deque()
-        max_pending = max(8, 3 * batch_size)
+        max_pending = max(8, 2 * limits.chunks)
 
         def feed() -> None:
             try:
@@ -251,8 +296,8 @@ class Engine:
                 # While batches are decoding and files are still being prepared, wait for a full
                 # batch: on a GPU a batch costs about the same per step whether half or full.
                 room = len(in_flight) < parallel
-                fill = room and (not in_flight or self._ready_items(states) >= batch_size or not self._preparing(states))
-                batch = self._next_batch(states, batch_size if fill else 0, events)
+                fill = room and (not in_flight or self._ready_fills(states, limits) or not self._preparing(states))
+                batch = self._next_batch(states, limits if fill else None, events)
                 yield from events
                 if batch:
                     in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
@@ -289,10 +334,13 @@ class Engine:
             decoders.shutdown(wait=False, cancel_futures=True)
             self._close_cpu_pool()
 
-    def _next_batch(self, states: list[_JobState], batch_size: int, events: list[Event]) -> list[_Item]:
+    def _next_batch(self, states: list[_JobState], limits: BatchLimits | None, events: list[Event]) -> list[_Item]:
         """Chunks for the next decoder batch, in queue order; settles jobs that need no decoding.
-        With batch_size 0 it only settles (failed, cancelled and silent jobs)."""
+        Without limits it only settles (failed, cancelled and silent jobs)."""
         batch: list[_Item] = []
+        seconds = 0.0
+        max_chunks = limits.chunks if limits else 0
+        max_seconds = limits.seconds if limits else 0.0
         for state in list(states):
             if state.finished:
                 continue
@@ -331,18 +379,31 @@ class Engine:
                 events.append(JobProgress(job_id, prepared.duration_s, prepared.duration_s))
                 events.append(JobFinished(job_id))
                 continue
-            while state.next_chunk < len(prepared.chunks) and len(batch) < batch_size:
-                batch.append(_Item(state, prepared.chunks[state.next_chunk]))
+            while state.next_chunk < len(prepared.chunks) and len(batch) < max_chunks and seconds < max_seconds:
+                chunk = prepared.chunks[state.next_chunk]
+                batch.append(_Item(state, chunk))
+                seconds += chunk.duration_s
                 state.next_chunk += 1
-            if batch_size and len(batch) >= batch_size:
+            if limits and (len(batch) >= max_chunks or seconds >= max_seconds):
                 break
         return batch
 
     @staticmethod
-    def _ready_items(states: list[_JobState]) -> int:
-        return sum(
-            len(s.prepared.chunks) - s.next_chunk for s in states if not s.finished and s.prepared is not None
-        ) + sum(1 for s in states if not s.finished and s.prepared is None and s.future.done())
+    def _ready_fills(states: list[_JobState], limits: BatchLimits) -> bool:
+        """Whether the prepared chunks (and prepared files not yet opened) fill a batch."""
+        chunks, seconds = 0, 0.0
+        for s in states:
+            if s.finished:
+                continue
+            if s.prepared is not None:
+                waiting = s.prepared.chunks[s.next_chunk :]
+                chunks += len(waiting)
+                seconds += sum(c.duration_s for c in waiting)
+            elif s.future.done():
+                chunks += 1
+            if chunks >= limits.chunks or seconds >= limits.seconds:
+                return True
+        return False
 
     @staticmethod
     def _preparing(states: list[_JobState]) -> bool:
