@@ -186,8 +186,13 @@ class Engine:
         # there it runs in worker processes. On the CPU the model wants the cores; threads suffice.
         if prepare_in_processes is None:
             prepare_in_processes = model.device == "cuda"
+        # Each process gets threads for one long file's VAD windows and features: a queue of short files
+        # keeps the processes busy, a single long file keeps one process's threads busy.
+        self._process_threads = max(2, min(8, cores // 2))
         self._processes: ProcessPoolExecutor | None = (
-            worker_processes(dict(model.whisper.feat_kwargs), self.prepare_workers) if prepare_in_processes else None
+            worker_processes(dict(model.whisper.feat_kwargs), self.prepare_workers, self._process_threads)
+            if prepare_in_processes
+            else None
         )
         # The processes start now, in the background, while the user picks files (the app makes its
         # engine when the model is loaded).
@@ -428,7 +433,9 @@ class Engine:
                 with self._lock:
                     if self._processes is processes:
                         discard_worker_processes(processes)
-                        self._processes = worker_processes(dict(self.whisper.feat_kwargs), self.prepare_workers)
+                        self._processes = worker_processes(
+                            dict(self.whisper.feat_kwargs), self.prepare_workers, self._process_threads
+                        )
                 raise AudioError("decoding this file crashed the decoder") from None
         else:
             prepared = prepare_audio(
