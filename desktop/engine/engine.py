@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -255,6 +255,9 @@ class Engine:
         self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
     ) -> Iterator[Event]:
         limits = self.batch_limits(options)
+        opening = BatchLimits(max(1, limits.chunks // self.parallel_batches), limits.seconds / self.parallel_batches)
+        if self.parallel_batches == 1:
+            opening = BatchLimits(1, 0.0)  # one decoder (the CPU): start on whatever is ready
         self.stats = stats = RunStats()
         states: list[_JobState] = []
         cond = threading.Condition()
@@ -299,9 +302,13 @@ class Engine:
                     states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
                 # While batches are decoding and files are still being prepared, wait for a full
-                # batch: on a GPU a batch costs about the same per step whether half or full.
+                # batch: on a GPU a batch costs about the same per step whether half or full. The
+                # first batch waits only for its share of the batches in flight, so a short queue
+                # starts on every decoder soon rather than on one with whatever was ready first.
                 room = len(in_flight) < parallel
-                fill = room and (not in_flight or self._ready_fills(states, limits) or not self._preparing(states))
+                fill = room and (
+                    self._ready_fills(states, limits if in_flight else opening) or not self._preparing(states)
+                )
                 batch = self._next_batch(states, limits if fill else None, events)
                 yield from events
                 if batch:
@@ -323,16 +330,14 @@ class Engine:
                     pending = [s for s in states if not s.finished]
                     if not pending and feeding_done.is_set():
                         return
-                    if pending:
-                        first = pending[0].future
-                    else:
+                    # Wait for a file still being prepared (the ready ones did not fill a batch);
+                    # waiting on a finished future would spin and starve the other threads.
+                    preparing = [s.future for s in pending if not s.future.done()]
+                    if not preparing:
                         cond.wait(_WAIT_S)
                         continue
                 with stats.timed("wait"):
-                    try:
-                        first.exception(timeout=_WAIT_S)
-                    except TimeoutError:
-                        pass
+                    futures_wait(preparing, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
