@@ -109,8 +109,9 @@ class SettingsDialog(QDialog):
         self.batch_spin.setRange(0, MAX_BATCH_SIZE)
         self.batch_spin.setSpecialValueText("Automatic")  # shown for 0
         self.batch_spin.setToolTip(
-            "Speech chunks (up to 30 s each) decoded together. Automatic: 16 per GPU, 4 on the CPU. "
-            "Lower it if the GPU runs out of memory with a large model."
+            "Speech chunks (up to 30 s each) decoded together. Automatic: on a GPU, up to 960 s of speech "
+            "in at most 96 chunks, and no more than fit in its free memory; 4 on the CPU. "
+            "A number here is a count of chunks (still capped by the GPU's free memory)."
         )
 
         formats_row = QWidget()
