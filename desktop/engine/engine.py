@@ -41,7 +41,13 @@ from desktop.engine.events import (
     SegmentsDecoded,
     TranscribeOptions,
 )
-from desktop.engine.gpu_memory import bytes_per_chunk, chunks_that_fit, decoder_shape, free_bytes
+from desktop.engine.gpu_memory import (
+    USABLE_SHARE,
+    bytes_per_chunk,
+    chunks_that_fit,
+    decoder_shape,
+    free_bytes,
+)
 from desktop.engine.loading import LoadedModel
 from desktop.engine.prepare import (
     FRAMES_PER_CHUNK,
@@ -62,6 +68,8 @@ _WAIT_S = 0.05
 # many chunks (and what fits in free memory). Measured on real short speech (benchmarks/README.md).
 AUTO_GPU_BATCH_S = 960.0
 AUTO_GPU_BATCH_CHUNKS = 96
+# While the decoders are idle, ready chunks wait at most this long for an opening share of a batch.
+OPENING_WAIT_S = 0.25
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
@@ -227,20 +235,24 @@ class Engine:
         return BatchLimits(chunks, seconds)
 
     def _chunks_that_fit(self, beam_size: int) -> int | None:
-        with self._lock:
-            if self._memory_fit is None:
-                shape = decoder_shape(self.model.path)
-                frees = [free_bytes(index) for index in self.model.device_indices]
-                value_bytes = 4 if self.model.compute_type in ("float32", "int8_float32") else 2
-                if shape is None or any(free is None for free in frees):
-                    self._memory_fit = {}
-                else:
-                    self._memory_fit = {"free": min(f for f in frees if f is not None), "shape": shape,
-                                        "value_bytes": value_bytes}
-            fit = self._memory_fit
+        fit = self._memory_fit
+        if fit is None:
+            # Read once per engine (the card's memory after the model loaded), outside the lock.
+            shape = decoder_shape(self.model.path)
+            frees = [free_bytes(index) for index in self.model.device_indices]
+            # The type CTranslate2 resolved ("int8" on CUDA may run in the model's own float type).
+            compute_type = str(getattr(self.whisper.model, "compute_type", self.model.compute_type))
+            value_bytes = 4 if compute_type in ("float32", "int8_float32") else 2
+            known = [f for f in frees if f is not None]
+            fit = {}
+            if shape is not None and known and len(known) == len(frees):
+                fit = {"free": min(known), "shape": shape, "value_bytes": value_bytes}
+            self._memory_fit = fit
         if not fit:
             return None
-        return chunks_that_fit(fit["free"], bytes_per_chunk(fit["shape"], beam_size, fit["value_bytes"]))
+        # Every CTranslate2 worker on a card may decode a batch at the same time.
+        share = USABLE_SHARE / max(1, self.model.workers_per_gpu)
+        return chunks_that_fit(fit["free"], bytes_per_chunk(fit["shape"], beam_size, fit["value_bytes"]), share)
 
     def cancel_job(self, job_id: int) -> None:
         with self._lock:
@@ -255,9 +267,11 @@ class Engine:
         self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
     ) -> Iterator[Event]:
         limits = self.batch_limits(options)
+        # With several decoders, the first batches take a share each, so a short queue starts on every
+        # decoder rather than on one; with one decoder (the CPU) the first batch starts on what is ready.
         opening = BatchLimits(max(1, limits.chunks // self.parallel_batches), limits.seconds / self.parallel_batches)
-        if self.parallel_batches == 1:
-            opening = BatchLimits(1, 0.0)  # one decoder (the CPU): start on whatever is ready
+        anything = BatchLimits(1, 0.0)
+        idle_since = time.monotonic()  # when the decoders last had nothing to do
         self.stats = stats = RunStats()
         states: list[_JobState] = []
         cond = threading.Condition()
@@ -267,13 +281,18 @@ class Engine:
         parallel = self.parallel_batches
         decoders = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verbatim-decode")
         in_flight: deque[tuple[list[_Item], Future[list[_Decoded]]]] = deque()
+        # Read-ahead: enough prepared chunks for the batches in flight and the next ones, and never more
+        # than that many files (a prepared file holds its features: about 100 MB an hour of speech).
         max_pending = max(8, 2 * limits.chunks)
+        max_ready_chunks = (parallel + 1) * limits.chunks
 
         def feed() -> None:
             try:
                 for job in jobs:
                     with cond:
-                        while len(states) >= max_pending and not stop.is_set():
+                        while (
+                            len(states) >= max_pending or self._undispatched_chunks(states) >= max_ready_chunks
+                        ) and not stop.is_set():
                             cond.wait(_WAIT_S)
                         if stop.is_set():
                             return
@@ -302,14 +321,22 @@ class Engine:
                     states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
                 # While batches are decoding and files are still being prepared, wait for a full
-                # batch: on a GPU a batch costs about the same per step whether half or full. The
-                # first batch waits only for its share of the batches in flight, so a short queue
-                # starts on every decoder soon rather than on one with whatever was ready first.
+                # batch: on a GPU a batch costs about the same per step whether half or full. While
+                # the decoders are idle, wait for an opening share of a batch, but no longer than
+                # OPENING_WAIT_S: ready files do not wait for a long one's preparation.
                 room = len(in_flight) < parallel
-                fill = room and (
-                    self._ready_fills(states, limits if in_flight else opening) or not self._preparing(states)
-                )
-                batch = self._next_batch(states, limits if fill else None, events)
+                take = opening if parallel > 1 and len(in_flight) < parallel - 1 else limits
+                if not room:
+                    fill = False
+                elif in_flight:
+                    fill = self._ready_fills(states, limits) or not self._preparing(states)
+                else:
+                    patient = parallel > 1 and time.monotonic() - idle_since < OPENING_WAIT_S
+                    fill = (
+                        self._ready_fills(states, opening if patient else anything)
+                        or not self._preparing(states)
+                    )
+                batch = self._next_batch(states, take if fill else None, events)
                 yield from events
                 if batch:
                     in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
@@ -320,6 +347,8 @@ class Engine:
                         done = futures_wait([head], timeout=_WAIT_S).done
                     if done:
                         in_flight.popleft()
+                        if not in_flight:
+                            idle_since = time.monotonic()
                         yield from self._emit_batch(head_batch, head, options)
                         with cond:
                             cond.notify_all()
@@ -397,6 +426,21 @@ class Engine:
             if limits and (len(batch) >= max_chunks or seconds >= max_seconds):
                 break
         return batch
+
+    @staticmethod
+    def _undispatched_chunks(states: list[_JobState]) -> int:
+        """Chunks of prepared files not yet sent to a decoder (read without the main loop's lock:
+        an estimate that may be off by a file, which only moves the read-ahead by one)."""
+        count = 0
+        for s in list(states):
+            if s.finished:
+                continue
+            prepared = s.prepared
+            if prepared is None and s.future.done() and not s.future.cancelled() and s.future.exception() is None:
+                prepared = s.future.result()
+            if prepared is not None:
+                count += len(prepared.chunks) - s.next_chunk
+        return count
 
     @staticmethod
     def _ready_fills(states: list[_JobState], limits: BatchLimits) -> bool:

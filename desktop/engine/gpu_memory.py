@@ -32,7 +32,7 @@ def decoder_shape(model_dir: Path) -> DecoderShape | None:
     try:
         with open(Path(model_dir) / "model.bin", "rb") as f:
 
-            def read(fmt: str):
+            def read(fmt: str) -> tuple[int, ...]:
                 size = struct.calcsize(fmt)
                 data = f.read(size)
                 if len(data) != size:
@@ -52,7 +52,7 @@ def decoder_shape(model_dir: Path) -> DecoderShape | None:
             for _ in range(count):
                 name = string()
                 (rank,) = read("<B")
-                dims = read(f"<{rank}I") if rank else ()
+                dims: tuple[int, ...] = read(f"<{rank}I") if rank else ()
                 read("<B")  # dtype
                 (size,) = read("<I")
                 f.seek(size, 1)
@@ -64,7 +64,7 @@ def decoder_shape(model_dir: Path) -> DecoderShape | None:
                 if part.startswith("layer_") and part[6:].isdigit():
                     layers.add(int(part[6:]))
                 if name == "decoder/embeddings/weight" and len(dims) == 2:
-                    vocabulary, width = dims
+                    vocabulary, width = dims[0], dims[1]
     except (OSError, EOFError, UnicodeDecodeError, struct.error):
         return None
     if not layers or not width:

@@ -4,6 +4,7 @@ processes when a GPU waits on it (there the GIL, not the cores, limited threads)
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -219,7 +220,10 @@ def init_process(feature_kwargs: dict[str, Any], threads: int) -> None:
     one_blas_thread()
     _process_state["extractor"] = FeatureExtractor(**feature_kwargs)
     _process_state["threads"] = ThreadPoolExecutor(threads, thread_name_prefix="verbatim-cpu")
-    get_vad_model()  # Silero's ONNX session, loaded now rather than on the first file
+    try:
+        get_vad_model()  # Silero's ONNX session, loaded now rather than on the first file
+    except Exception:  # noqa: BLE001 - a file that needs VAD will say why; one without VAD still works
+        logging.getLogger(__name__).exception("loading Silero VAD in a worker process failed")
 
 
 def _openblas_libraries() -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 import math
+import threading
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -20,7 +21,7 @@ from desktop.engine.engine import (
     _JobState,
     _Prepared,
 )
-from desktop.engine.events import EngineJob, TranscribeOptions
+from desktop.engine.events import EngineJob, JobFinished, SegmentsDecoded, TranscribeOptions
 from desktop.engine.gpu_memory import DecoderShape, bytes_per_chunk, chunks_that_fit, decoder_shape
 from desktop.engine.prepare import Chunk
 
@@ -73,7 +74,10 @@ def test_gpu_batches_are_sized_by_seconds_and_capped_by_free_memory(loaded_model
     # A user's batch size is a count of chunks.
     assert gpu_engine(loaded_model).batch_limits(replace(options, batch_size=8)) == BatchLimits(8, math.inf)
 
-    per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), options.beam_size)
+    # Sized by the type CTranslate2 resolved, not the one asked for: this CPU model computes int8 with
+    # float32 activations, four bytes a value, though its description says float16.
+    assert loaded_model.whisper.model.compute_type == "int8_float32"
+    per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), options.beam_size, value_bytes=4)
     monkeypatch.setattr(engine_module, "free_bytes", lambda index: {0: 100 * per_chunk, 1: 30 * per_chunk}[index])
     small = gpu_engine(loaded_model, device_indices=(0, 1)).batch_limits(options)
     assert small == BatchLimits(int(30 * gpu_memory.USABLE_SHARE), AUTO_GPU_BATCH_S)  # the smaller card decides
@@ -103,3 +107,69 @@ def test_a_batch_takes_chunks_in_queue_order_until_seconds_or_count_run_out(load
     assert engine._ready_fills(states, BatchLimits(chunks=2, seconds=math.inf)) is False  # one chunk left
     assert engine._ready_fills(states, BatchLimits(chunks=9, seconds=3.0)) is True
     assert engine._next_batch(states, None, []) == []  # settling only
+
+
+def test_two_workers_on_a_card_share_its_memory(loaded_model, monkeypatch):
+    per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), 5, value_bytes=4)  # int8_float32, as above
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: 100 * per_chunk)
+    one = gpu_engine(loaded_model).batch_limits(TranscribeOptions()).chunks
+    two = gpu_engine(loaded_model, workers_per_gpu=2).batch_limits(TranscribeOptions()).chunks
+    assert one == 40 and two == 20
+
+
+def test_the_gpu_schedule_gives_the_cpu_schedules_events(loaded_model, make_speech, monkeypatch):
+    """The GPU path's scheduling (opening shares, seconds, several batches in flight), run on the CPU model:
+    every job gets the same events and text as the CPU schedule gives it, in order."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    files = [make_speech(text, lang) for text, lang in [
+        ("The quick brown fox jumps over the lazy dog.", "en"),
+        ("Guten Tag. Das ist ein Test der Spracherkennung auf Deutsch.", "de"),
+        ("Buenos días. Hoy vamos a la playa con nuestros amigos.", "es"),
+        ("Please send me the report before the meeting on Thursday morning.", "en"),
+    ]]
+    jobs = [EngineJob(i, f) for i, f in enumerate(files)]
+    # Batches of two chunks and three decoders: the first two batches take a one-chunk share each.
+    options = TranscribeOptions(temperatures=(0.0,), batch_size=2)
+    on_cpu = list(Engine(loaded_model).run(jobs, options, threading.Event()))
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=3, prepare_workers=2)
+    on_gpu_schedule = list(engine.run(jobs, options, threading.Event()))
+    assert engine.stats.batches >= 3  # the opening shares split four files over three batches or more
+    for job_id in range(len(files)):
+        ours = [e for e in on_gpu_schedule if e.job_id == job_id]
+        theirs = [e for e in on_cpu if e.job_id == job_id]
+        assert [type(e).__name__ for e in ours] == [type(e).__name__ for e in theirs]
+        text = lambda events: " ".join(  # noqa: E731
+            s.text for e in events if isinstance(e, SegmentsDecoded) for s in e.segments)
+        assert text(ours) == text(theirs)
+
+
+def test_waiting_for_a_slow_file_does_not_spin(loaded_model, make_speech, monkeypatch):
+    """One file is ready, the next takes a while to prepare: the loop waits on that one (it used to
+    spin on the ready file's finished future and starve the decoder threads)."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=3, prepare_workers=2)
+    real_prepare = engine._prepare
+    slow_file = threading.Event()
+
+    def prepare(job, options):
+        if job.job_id == 1:
+            slow_file.wait(0.6)  # a long file's decoding, as the loop sees it
+        return real_prepare(job, options)
+
+    calls = {"n": 0}
+    real_ready_fills = Engine._ready_fills
+
+    def counting(states, limits):
+        calls["n"] += 1
+        return real_ready_fills(states, limits)
+
+    monkeypatch.setattr(engine, "_prepare", prepare)
+    monkeypatch.setattr(engine, "_ready_fills", counting)
+    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
+    events = list(engine.run([EngineJob(0, speech), EngineJob(1, speech)], TranscribeOptions(temperatures=(0.0,)),
+                             threading.Event()))
+    assert sum(isinstance(e, JobFinished) for e in events) == 2
+    # About one pass per 50 ms wait while the slow file prepares; a spinning loop makes thousands.
+    assert calls["n"] < 200, calls
