@@ -122,6 +122,10 @@ class Store:
             )
         if version == 0:
             with self._transaction() as db:
+                # Another process (the window, a `library list`) may have created the schema between our
+                # read and this write lock: read again under the lock.
+                if db.execute("PRAGMA user_version").fetchone()[0] != 0:
+                    return
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)

@@ -195,3 +195,37 @@ def test_a_resumed_start_keeps_what_came_before_and_the_language(store):
     # A segment past the start point (it would be decoded twice) is dropped.
     store.mark_started(job.id, 60.0, "de", 0.8, "base", start_at_s=4.5)
     assert [s.text for s in store.segments(job.id)] == [" Eins, korrigiert"]
+
+
+def test_two_processes_creating_the_library_at_once_both_open_it(tmp_path):
+    """The window creates the library while `verbatim library list` opens it: the second one read
+    version 0, then waited for the write lock while the first created the schema. It must not create it again."""
+    import threading
+
+    from desktop.core.store import _SCHEMA
+
+    path = tmp_path / "library.sqlite3"
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("PRAGMA journal_mode = WAL")
+    first.execute("BEGIN IMMEDIATE")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            first.execute(statement)
+    first.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    outcome: dict[str, object] = {}
+
+    def open_second() -> None:
+        try:
+            with Store(path) as second:
+                outcome["jobs"] = second.records()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome["error"] = exc
+
+    opener = threading.Thread(target=open_second)
+    opener.start()
+    opener.join(0.5)  # it reads version 0 (the schema is not committed) and waits for the write lock
+    assert opener.is_alive(), outcome
+    first.execute("COMMIT")
+    opener.join(10)
+    first.close()
+    assert outcome == {"jobs": []}
