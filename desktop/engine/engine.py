@@ -474,7 +474,7 @@ class Engine:
         if processes is not None:
             try:
                 prepared = processes.submit(
-                    prepare_in_process, job.source, job.audio, job.start_at_s, options.vad
+                    prepare_in_process, job.source, job.audio, job.start_at_s, options.vad, job.end_at_s
                 ).result()
             except BrokenProcessPool:
                 # A worker died inside native code (a decoder crash on this file): the file fails,
@@ -488,7 +488,13 @@ class Engine:
                 raise AudioError("decoding this file crashed the decoder") from None
         else:
             prepared = prepare_audio(
-                job.source, job.audio, job.start_at_s, options.vad, self.whisper.feature_extractor, self._cpu_pool()
+                job.source,
+                job.audio,
+                job.start_at_s,
+                options.vad,
+                self.whisper.feature_extractor,
+                self._cpu_pool(),
+                job.end_at_s,
             )
         for phase, seconds in prepared.seconds.items():
             self.stats.add(phase, seconds)

@@ -48,6 +48,8 @@ class EngineJob:
     audio: np.ndarray | None = None
     # Skip audio before this point (crash resume); segments come out in original time.
     start_at_s: float = 0.0
+    # Stop reading here (a re-run of a range); None: the whole input.
+    end_at_s: float | None = None
 
 
 @dataclass(frozen=True)

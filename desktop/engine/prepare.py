@@ -54,8 +54,11 @@ def prepare_audio(
     vad: bool,
     feature_extractor: Any,
     executor: Executor,
+    end_at_s: float | None = None,
 ) -> PreparedAudio:
-    """`executor` runs the pieces of this one file (VAD windows, chunk features); it must not be
+    """The input from start_at_s to end_at_s (the end when None), in the file's own time.
+
+    `executor` runs the pieces of this one file (VAD windows, chunk features); it must not be
     the executor this call itself runs on (waiting on it from inside could deadlock).
 
     A file is decoded, searched for speech and turned into features STREAM_WINDOW_S at a time, each
@@ -64,13 +67,14 @@ def prepare_audio(
     is the chunks' features, about 100 MB per hour of speech."""
     seconds = {"decode": 0.0, "vad": 0.0, "features": 0.0}
     skip = int(max(start_at_s, 0.0) * SAMPLE_RATE)
+    limit = None if end_at_s is None else max(skip, int(round(end_at_s * SAMPLE_RATE)))
     consumed = [0]  # samples read before the windows (the resume point), then in them
     if audio is not None:
-        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)[:limit]
         consumed[0] = min(skip, len(samples))
         windows: Iterable[np.ndarray] = [samples[consumed[0] :]]
     else:
-        windows = _stream_windows(source, skip, STREAM_WINDOW_S * SAMPLE_RATE, seconds, consumed)  # type: ignore[arg-type]
+        windows = _stream_windows(source, skip, STREAM_WINDOW_S * SAMPLE_RATE, seconds, consumed, limit)  # type: ignore[arg-type]
 
     speech: list[dict[str, int]] = []
     chunks: list[Chunk] = []
@@ -138,19 +142,24 @@ def _prepare_window(
 
 
 def _stream_windows(
-    source: Path, skip: int, window: int, seconds: dict[str, float], consumed: list[int]
+    source: Path, skip: int, window: int, seconds: dict[str, float], consumed: list[int], limit: int | None = None
 ) -> Iterator[np.ndarray]:
-    """The file after its first `skip` samples, in windows of about `window` samples, each cut at the
-    quietest 100 ms within 2 s of its mark. consumed[0] counts the samples skipped."""
+    """The file after its first `skip` samples (and before sample `limit`, when given), in windows of
+    about `window` samples, each cut at the quietest 100 ms within 2 s of its mark. consumed[0] counts
+    the samples skipped. Decoding stops at the limit."""
     search = 2 * SAMPLE_RATE
     blocks = decode_blocks(source, block_samples=min(window, 60 * SAMPLE_RATE))
     buffer = np.empty(0, dtype=np.float32)
-    while True:
+    read = 0  # samples decoded so far
+    while limit is None or read < limit:
         started = time.perf_counter()
         block = next(blocks, None)
         seconds["decode"] += time.perf_counter() - started
         if block is None:
             break
+        if limit is not None:
+            block = block[: limit - read]
+        read += len(block)
         if consumed[0] < skip:
             drop = min(len(block), skip - consumed[0])
             consumed[0] += drop
@@ -284,9 +293,11 @@ def start_worker_processes(pool: ProcessPoolExecutor, processes: int) -> list[Fu
 
 
 def prepare_in_process(
-    source: Path | None, audio: np.ndarray | None, start_at_s: float, vad: bool
+    source: Path | None, audio: np.ndarray | None, start_at_s: float, vad: bool, end_at_s: float | None = None
 ) -> PreparedAudio:
-    return prepare_audio(source, audio, start_at_s, vad, _process_state["extractor"], _process_state["threads"])
+    return prepare_audio(
+        source, audio, start_at_s, vad, _process_state["extractor"], _process_state["threads"], end_at_s
+    )
 
 
 _pools: dict[tuple[Any, ...], ProcessPoolExecutor] = {}

@@ -474,9 +474,7 @@ class ModelWorker(QObject):
                     request = self._ranges.pop(0) if self._ranges else None
                 if request is not None:
                     # Re-runs go ahead of waiting jobs: the user is looking at the range now.
-                    range_job = self._range_job(request)
-                    if range_job is not None:
-                        yield range_job
+                    yield self._range_job(request)
                     continue
                 with self._cond:
                     # A job cancelled in this run and queued again (retry) waits for the next run: this
@@ -553,21 +551,14 @@ class ModelWorker(QObject):
             self._cond.notify_all()
         return request.request_id
 
-    def _range_job(self, request: RangeRequest) -> EngineJob | None:
-        from desktop.engine.audio import SAMPLE_RATE, AudioError, decode
-
-        try:
-            samples = decode(request.source)
-        except (AudioError, OSError) as exc:
-            self._post(RangeOutcome(request, error=f"cannot read {request.source.name}: {exc}"))
-            return None
-        # Cut at the end, and let the engine skip to the start (start_at_s), so the segments come out in the
-        # file's own time.
-        samples = samples[: int(round(request.end_s * SAMPLE_RATE))]
+    def _range_job(self, request: RangeRequest) -> EngineJob:
+        # The engine reads only up to the range's end and skips to its start, on its CPU stage (not on this
+        # thread), and the segments come out in the file's own time. A file it cannot read fails the job,
+        # which answers with range_failed.
         engine_id = -request.request_id
         with self._cond:
             self._range_runs[engine_id] = (request, [])
-        return EngineJob(engine_id, request.source, audio=samples, start_at_s=request.start_s)
+        return EngineJob(engine_id, request.source, start_at_s=request.start_s, end_at_s=request.end_s)
 
     def _range_event(self, event: Event) -> None:
         with self._cond:
@@ -579,7 +570,7 @@ class ModelWorker(QObject):
         elif isinstance(event, JobFinished):
             self._post(RangeOutcome(request, tuple(segments)))
         elif isinstance(event, JobFailed | JobCancelled):
-            reason = event.reason if isinstance(event, JobFailed) else "the re-run was cancelled"
+            reason = f"{request.source.name}: {event.reason}" if isinstance(event, JobFailed) else "the re-run was cancelled"
             self._post(RangeOutcome(request, error=reason))
 
     @staticmethod

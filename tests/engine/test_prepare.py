@@ -60,6 +60,9 @@ def test_windows_cover_the_file_once_and_keep_one_timeline(long_clip, loaded_mod
         monkeypatch.setattr(prepare, "STREAM_WINDOW_S", 12)
         windowed = prepare.prepare_audio(long_clip, None, 0.0, True, extractor, pool)
         resumed = prepare.prepare_audio(long_clip, None, 20.0, True, extractor, pool)
+        # A range (a re-run): decoding stops at its end, streamed or in memory, in the file's own time.
+        ranges = [prepare.prepare_audio(long_clip, audio, 8.0, True, extractor, pool, end_at_s=21.5)
+                  for audio in (None, decode(long_clip))]
     assert windowed.duration_s == pytest.approx(whole.duration_s, abs=1e-6)
     assert len(windowed.chunks) > len(whole.chunks)  # no chunk spans a window cut
     # Speech spans are in order, never overlap, and the chunks tile the speech-only timeline.
@@ -75,6 +78,11 @@ def test_windows_cover_the_file_once_and_keep_one_timeline(long_clip, loaded_mod
     # A resume point inside the file: spans count from it, and chunks end after it.
     assert resumed.start_at_s == 20.0 and resumed.duration_s == pytest.approx(whole.duration_s, abs=1e-6)
     assert resumed.chunks and all(c.end_s > 20.0 for c in resumed.chunks)
+    for ranged in ranges:
+        assert ranged.start_at_s == 8.0 and ranged.duration_s == pytest.approx(21.5, abs=1e-3)
+        assert ranged.chunks and all(8.0 < c.end_s <= 21.5 for c in ranged.chunks)
+        spoken_s = sum(s["end"] - s["start"] for s in ranged.speech) / SAMPLE_RATE
+        assert 0 < spoken_s <= 13.5
 
 
 def test_a_windowed_file_reads_like_the_whole(long_clip, loaded_model, monkeypatch):
