@@ -224,9 +224,9 @@ class Engine:
         of short files) share one batch where few 30 s chunks would. Either way no more chunks than the
         free memory of the smallest card holds (GPU memory is read once, at the first run); an
         out-of-memory error still halves a batch that was too big."""
-        if self.model.device != "cuda":
-            return BatchLimits(options.batch_size or self.default_batch_size(), math.inf)
         chunks = options.batch_size or self.default_batch_size()
+        if self.model.device != "cuda":
+            return BatchLimits(chunks, math.inf)
         seconds = math.inf if options.batch_size else AUTO_GPU_BATCH_S
         fits = self._chunks_that_fit(options.beam_size)
         if fits is not None and fits < chunks:
@@ -428,10 +428,8 @@ class Engine:
         return batch
 
     @staticmethod
-    def _undispatched_chunks(states: list[_JobState]) -> int:
-        """Chunks of prepared files not yet sent to a decoder (read without the main loop's lock:
-        an estimate that may be off by a file, which only moves the read-ahead by one)."""
-        count = 0
+    def _waiting_chunks(states: list[_JobState]) -> Iterator[list[Chunk]]:
+        """Per unfinished file whose preparation succeeded, its chunks not yet sent to a decoder."""
         for s in list(states):
             if s.finished:
                 continue
@@ -439,22 +437,21 @@ class Engine:
             if prepared is None and s.future.done() and not s.future.cancelled() and s.future.exception() is None:
                 prepared = s.future.result()
             if prepared is not None:
-                count += len(prepared.chunks) - s.next_chunk
-        return count
+                yield prepared.chunks[s.next_chunk :]
 
-    @staticmethod
-    def _ready_fills(states: list[_JobState], limits: BatchLimits) -> bool:
-        """Whether the prepared chunks (and prepared files not yet opened) fill a batch."""
+    @classmethod
+    def _undispatched_chunks(cls, states: list[_JobState]) -> int:
+        """Chunks prepared and not yet sent (the feeder reads this without the main loop's lock: an
+        estimate that may be off by a file, which only moves the read-ahead by one)."""
+        return sum(len(waiting) for waiting in cls._waiting_chunks(states))
+
+    @classmethod
+    def _ready_fills(cls, states: list[_JobState], limits: BatchLimits) -> bool:
+        """Whether the prepared chunks not yet sent fill a batch."""
         chunks, seconds = 0, 0.0
-        for s in states:
-            if s.finished:
-                continue
-            if s.prepared is not None:
-                waiting = s.prepared.chunks[s.next_chunk :]
-                chunks += len(waiting)
-                seconds += sum(c.duration_s for c in waiting)
-            elif s.future.done():
-                chunks += 1
+        for waiting in cls._waiting_chunks(states):
+            chunks += len(waiting)
+            seconds += sum(c.duration_s for c in waiting)
             if chunks >= limits.chunks or seconds >= limits.seconds:
                 return True
         return False

@@ -252,15 +252,18 @@ def _openblas_libraries() -> list[Any]:
     return libraries
 
 
+def _openblas_functions(action: str) -> list[Any]:
+    """OpenBLAS's `<action>_num_threads` in each loaded OpenBLAS, under whichever name its build uses."""
+    names = (f"scipy_openblas_{action}_num_threads64_", f"scipy_openblas_{action}_num_threads",
+             f"openblas_{action}_num_threads64_", f"openblas_{action}_num_threads")
+    found = (next((getattr(lib, n) for n in names if hasattr(lib, n)), None) for lib in _openblas_libraries())
+    return [function for function in found if function is not None]
+
+
 def blas_threads() -> int | None:
     """The threads NumPy's OpenBLAS uses in this process (None when it cannot be told)."""
-    for library in _openblas_libraries():
-        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                     "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            getter = getattr(library, name, None)
-            if getter is not None:
-                return int(getter())
-    return None
+    getters = _openblas_functions("get")
+    return int(getters[0]()) if getters else None
 
 
 def one_blas_thread() -> int:
@@ -269,16 +272,10 @@ def one_blas_thread() -> int:
     The mel filter bank is a matrix product, and OpenBLAS gives it a thread per core in every worker
     process: eight processes on sixteen cores ran 128 threads. The pool is the parallelism here.
     (What threadpoolctl does, for the one library NumPy wheels bundle.)"""
-    limited = 0
-    for library in _openblas_libraries():
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter(1)
-                limited += 1
-                break
-    return limited
+    setters = _openblas_functions("set")
+    for setter in setters:
+        setter(1)
+    return len(setters)
 
 
 def process_ready() -> int:
