@@ -112,8 +112,39 @@ def _run_engine(engine, paths, options, texts):
         elif isinstance(event, JobFailed):
             print(f"  {paths[event.job_id].name}: {event.reason}", file=sys.stderr)
     limits = engine.batch_limits(options)
+    if TRACE:
+        print_trace(engine.stats.trace)
     print(f"  verbatim phases: {engine.stats.summary()}; batches of at most {limits.chunks} chunks, {limits.seconds} s")
     return [" ".join(texts[i]) for i in range(len(paths))]
+
+
+TRACE = False
+
+
+def _seconds(path: Path) -> float:
+    from desktop.engine.audio import decode
+
+    return len(decode(path)) / 16000
+
+
+def audio_seconds(paths: list[Path]) -> float:
+    """The corpus's length, decoded as the pipelines decode it (on every core: 828 files take a while)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor() as pool:
+        return sum(pool.map(_seconds, paths, chunksize=8))
+
+
+def print_trace(trace) -> None:
+    """The engine's timeline: when files were ready, and each batch's steps, on its thread."""
+    ready = [t for t, what, _ in trace if what == "prepared"]
+    if ready:
+        marks = ", ".join(f"{q}%: {ready[min(len(ready) - 1, len(ready) * q // 100)]:.2f}" for q in (10, 50, 90, 100))
+        print(f"  files prepared by (s): first {ready[0]:.2f}, {marks}")
+    for t, what, details in trace:
+        if what != "prepared":
+            text = " ".join(f"{k}={v}" for k, v in details.items() if k != "thread")
+            print(f"  {t:6.2f} [{details.get('thread', '')}] {what} {text}")
 
 
 def main() -> None:
@@ -125,22 +156,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="Verbatim's batch size (default: engine's)")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--model", default="base")
-    parser.add_argument("--workers-per-gpu", type=int, default=2, help="CTranslate2 workers on each GPU")
+    parser.add_argument("--workers-per-gpu", type=int, default=None,
+                        help="CTranslate2 workers on each GPU (default: the app's choice)")
     parser.add_argument("--prepare-workers", type=int, default=None, help="Verbatim's CPU-stage threads")
     parser.add_argument("--parallel-batches", type=int, default=None, help="Verbatim's batches in flight")
     parser.add_argument("--no-fallback", action="store_true", help="Verbatim without temperature fallback")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
+    parser.add_argument("--trace", action="store_true", help="print Verbatim's timeline of files and batches")
     args = parser.parse_args()
+    global TRACE
+    TRACE = args.trace
 
     manifest = json.loads((args.corpus / "manifest.json").read_text(encoding="utf-8"))
     paths = [args.corpus / entry["path"] for entry in manifest]
-    from desktop.engine.audio import decode
-
-    audio_s = sum(len(decode(p)) / 16000 for p in paths)
+    audio_s = audio_seconds(paths)
     loaded = load_model(args.model, device=args.device, compute_type=args.compute_type,
                         workers_per_gpu=args.workers_per_gpu)
-    print(f"model {loaded.description}; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
+    print(f"model {loaded.description}, {loaded.workers_per_gpu} workers per GPU; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
     from faster_whisper.vad import get_vad_model
 
     get_vad_model()  # Silero, which the batched pipeline and Verbatim load on first use, loaded for both
@@ -148,16 +181,31 @@ def main() -> None:
     rows, outputs = [], {}
     import ctranslate2
 
+    from desktop.engine.prepare import WORKER_NICENESS as default_niceness
+
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
         ctranslate2.set_random_seed(args.seed)
         if name.startswith("verbatim"):
             # As in the app, whose engine (and its CPU-stage processes) starts with the model, before any
             # file is queued: that start-up is outside the timing, like the model's load for every pipeline.
-            # "verbatim@32" runs at batch 32.
-            batch_size = int(name.partition("@")[2] or 0) or args.batch_size
-            engine, run = run_verbatim(loaded, paths, args.beam_size, batch_size, args.parallel_batches,
-                                       args.prepare_workers, args.no_fallback)
+            # "verbatim@32" runs at batch 32; "verbatim@32/pw14/pb4" also with 14 CPU-stage processes and
+            # 4 batches in flight, "/nf" without temperature fallback, "/fa" or "/ft" with the fallback
+            # temperatures sampled at once or in turn, "/ni0" with CPU-stage processes at niceness 0
+            # (settings side by side in one run).
+            spec = name.partition("@")[2].split("/")
+            settings = {part[:2]: int(part[2:] or 1) for part in spec[1:]
+                        if part[:2] in ("pw", "pb", "nf", "fa", "ft", "ni")}
+            from desktop.engine import prepare
+
+            prepare.WORKER_NICENESS = settings.get("ni", default_niceness)
+            batch_size = int(spec[0] or 0) or args.batch_size
+            engine, run = run_verbatim(loaded, paths, args.beam_size, batch_size,
+                                       settings.get("pb", args.parallel_batches),
+                                       settings.get("pw", args.prepare_workers),
+                                       args.no_fallback or bool(settings.get("nf")))
+            if "fa" in settings or "ft" in settings:  # fallback temperatures at once / in turn
+                engine.fallback_at_once = "fa" in settings
             engine.wait_ready()
         with GpuSampler(loaded.device == "cuda") as gpu:
             start = time.perf_counter()

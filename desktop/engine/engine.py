@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
@@ -70,6 +70,8 @@ AUTO_GPU_BATCH_S = 960.0
 AUTO_GPU_BATCH_CHUNKS = 96
 # While the decoders are idle, ready chunks wait at most this long for an opening share of a batch.
 OPENING_WAIT_S = 0.25
+# CPU-stage processes feeding a GPU: a core each, two cores left for the decoder threads.
+MAX_GPU_PREPARE_WORKERS = 16
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
@@ -84,6 +86,14 @@ class RunStats:
         self.items = 0
         self.fallback_items = 0  # item retries, summed over temperatures
         self._lock = threading.Lock()
+        self.started = time.perf_counter()
+        # A timeline for benchmarks: (seconds since the run began, what, details), in the order recorded.
+        self.trace: list[tuple[float, str, dict[str, Any]]] = []
+
+    def mark(self, what: str, **details: Any) -> None:
+        with self._lock:
+            details["thread"] = threading.current_thread().name.rpartition("-")[2]
+            self.trace.append((time.perf_counter() - self.started, what, details))
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -178,7 +188,9 @@ class Engine:
         # Decoding, VAD and features release the GIL for most of their time, so a thread per core keeps
         # a GPU fed; on the CPU the model itself wants the cores, so fewer.
         cores = os.cpu_count() or 2
-        self.prepare_workers = prepare_workers or (min(8, cores) if model.device == "cuda" else max(1, cores // 2))
+        self.prepare_workers = prepare_workers or (
+            max(2, min(MAX_GPU_PREPARE_WORKERS, cores - 2)) if model.device == "cuda" else max(1, cores // 2)
+        )
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._tokenizers: dict[tuple[str, str], Any] = {}
@@ -188,6 +200,8 @@ class Engine:
             len(model.device_indices) * model.workers_per_gpu + 1 if model.device == "cuda" else 1
         )
         self.stats = RunStats()  # of the current (or last) run
+        # Fallback temperatures sampled together (GPU: spare room) or in turn (CPU: every core is busy).
+        self.fallback_at_once = model.device == "cuda"
         self._pool: ThreadPoolExecutor | None = None
         self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
         # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
@@ -204,14 +218,55 @@ class Engine:
         )
         # The processes start now, in the background, while the user picks files (the app makes its
         # engine when the model is loaded).
-        self._starting = (
+        self._starting: list[Future[Any]] = list(
             start_worker_processes(self._processes, self.prepare_workers) if self._processes is not None else []
         )
+        if getattr(self.whisper.model, "device", model.device) == "cuda":  # (tests schedule the CPU model as a GPU's)
+            # Every GPU worker decodes one full-size batch now, so the first files do not wait while
+            # CTranslate2 allocates batch-sized memory (a first run took 1.9 s, the next 1.3 s).
+            warming: Future[Any] = Future()
+
+            def warm_up() -> None:
+                try:
+                    self._warm_gpu_workers()
+                except Exception as exc:  # noqa: BLE001 - not an error yet: a real batch will say what fails
+                    log.warning("warming the GPU workers failed: %s", exc)
+                warming.set_result(None)
+
+            threading.Thread(target=warm_up, name="verbatim-warm", daemon=True).start()
+            self._starting.append(warming)
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
-        """Wait until the CPU stage's worker processes have started; True when they have (or there are none)."""
+        """Wait until the CPU stage's worker processes have started and the GPU workers are warm; True
+        when they have (or there are none)."""
         done, not_done = futures_wait(self._starting, timeout=timeout_s)
         return not not_done and all(f.exception() is None for f in done)
+
+    def _warm_gpu_workers(self) -> None:
+        """One batch of the largest default size through encoder and decoder on each GPU worker at once
+        (concurrent calls go to different workers)."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        replicas = len(self.model.device_indices) * self.model.workers_per_gpu
+        chunks = self.batch_limits(TranscribeOptions()).chunks
+        n_mels = int(self.whisper.feat_kwargs.get("feature_size", 80))
+        features = np.zeros((chunks, n_mels, FRAMES_PER_CHUNK), dtype=np.float32)
+        tokenizer = Tokenizer(
+            self.whisper.hf_tokenizer, self.whisper.model.is_multilingual, task="transcribe", language="en"
+        )
+        prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+
+        def one_worker(_index: int) -> None:
+            encoded = self._encode(features)
+            self.whisper.model.generate(
+                _storage(encoded), [prompt] * chunks, beam_size=TranscribeOptions().beam_size,
+                max_length=len(prompt) + 8, return_scores=True, return_no_speech_prob=True,
+            )
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(replicas, thread_name_prefix="verbatim-warm") as pool:
+            list(pool.map(one_worker, range(replicas)))
+        log.info("warmed %d GPU workers with batches of %d in %.2f s", replicas, chunks, time.perf_counter() - started)
 
     def default_batch_size(self) -> int:
         """The most chunks in a batch when the user sets none (the seconds of speech decide first on a GPU)."""
@@ -320,16 +375,18 @@ class Engine:
                     # Settled jobs leave the working list: a window's run can last all day.
                     states[:] = [s for s in states if not s.finished]
                 events: list[Event] = []
-                # While batches are decoding and files are still being prepared, wait for a full
-                # batch: on a GPU a batch costs about the same per step whether half or full. While
-                # the decoders are idle, wait for an opening share of a batch, but no longer than
-                # OPENING_WAIT_S: ready files do not wait for a long one's preparation.
+                # While a GPU worker is idle, an opening share of a batch goes to it as soon as it is
+                # ready. The last batch in flight (the one whose CPU-side work overlaps the others'
+                # GPU work) waits for a full batch while files are still being prepared: on a GPU a
+                # batch costs about the same per step whether half or full. While the decoders are
+                # idle, wait for an opening share, but no longer than OPENING_WAIT_S: ready files do
+                # not wait for a long one's preparation.
                 room = len(in_flight) < parallel
                 take = opening if parallel > 1 and len(in_flight) < parallel - 1 else limits
                 if not room:
                     fill = False
                 elif in_flight:
-                    fill = self._ready_fills(states, limits) or not self._preparing(states)
+                    fill = self._ready_fills(states, take) or not self._preparing(states)
                 else:
                     patient = parallel > 1 and time.monotonic() - idle_since < OPENING_WAIT_S
                     fill = (
@@ -339,6 +396,7 @@ class Engine:
                 batch = self._next_batch(states, take if fill else None, events)
                 yield from events
                 if batch:
+                    stats.mark("dispatch", items=len(batch), in_flight=len(in_flight))
                     in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
                     continue
                 if in_flight:
@@ -495,6 +553,7 @@ class Engine:
             )
         for phase, seconds in prepared.seconds.items():
             self.stats.add(phase, seconds)
+        self.stats.mark("prepared", job=job.job_id, chunks=len(prepared.chunks), seconds=prepared.duration_s)
         return _Prepared(
             duration_s=prepared.duration_s,
             chunks=prepared.chunks,
@@ -520,9 +579,11 @@ class Engine:
     def _compute_batch(self, batch: list[_Item], options: TranscribeOptions) -> list[_Decoded]:
         """The model's part of a batch (encode, detect, decode, fallback, align). Runs on a decoder
         thread, several at once when there are several GPUs; touches no job state but languages."""
+        self.stats.mark("batch", items=len(batch), speech=round(sum(i.chunk.duration_s for i in batch), 1))
         decoded, encoder_output = self._generate_with_backoff(batch, options)
         with self.stats.timed("align"):
             self._align_words(batch, decoded, encoder_output)
+        self.stats.mark("batch done", items=len(batch))
         return decoded
 
     def _emit_batch(
@@ -594,7 +655,7 @@ class Engine:
             return first + second, np.concatenate([first_output, second_output])
 
     def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], np.ndarray]:
-        features = np.stack([item.chunk.features for item in batch])
+        features = padded_features([item.chunk.features for item in batch])
         self.stats.count_batch(len(batch))
         with self.stats.timed("encode"):
             encoder_output = self._encode(features)
@@ -602,8 +663,27 @@ class Engine:
             self._detect_languages(batch, encoder_output, options)
         with self.stats.timed("generate"):
             decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
+        self.stats.mark("generated", items=len(batch), tokens=max((len(d.tokens) for d in decoded), default=0))
         # Temperature fallback, batched over the items that need it (usually none).
         attempts: list[list[_Decoded]] = [[d] for d in decoded]
+        if self.fallback_at_once:
+            self._fallback_at_once(batch, decoded, attempts, encoder_output, options)
+        else:
+            self._fallback_in_turn(batch, decoded, attempts, encoder_output, options)
+        for i, d in enumerate(decoded):
+            if len(attempts[i]) > 1 and self._needs_fallback(d, options):
+                decoded[i] = _best_attempt(attempts[i], options)
+        return decoded, encoder_output
+
+    def _fallback_in_turn(
+        self,
+        batch: list[_Item],
+        decoded: list[_Decoded],
+        attempts: list[list[_Decoded]],
+        encoder_output: np.ndarray,
+        options: TranscribeOptions,
+    ) -> None:
+        """faster-whisper's fallback: each temperature in turn, for the items the previous one failed."""
         for temperature in options.temperatures[1:]:
             retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
             if not retry:
@@ -612,13 +692,43 @@ class Engine:
             with self.stats.timed("fallback"):
                 sub = [batch[i] for i in retry]
                 again = self._generate_items(sub, encoder_output[retry], options, temperature=temperature)
+            self.stats.mark("fallback", temperature=temperature, items=len(retry),
+                            tokens=max((len(d.tokens) for d in again), default=0))
             for i, result in zip(retry, again):
                 attempts[i].append(result)
                 decoded[i] = result
-        for i, d in enumerate(decoded):
-            if len(attempts[i]) > 1 and self._needs_fallback(d, options):
-                decoded[i] = _best_attempt(attempts[i], options)
-        return decoded, encoder_output
+
+    def _fallback_at_once(
+        self,
+        batch: list[_Item],
+        decoded: list[_Decoded],
+        attempts: list[list[_Decoded]],
+        encoder_output: np.ndarray,
+        options: TranscribeOptions,
+    ) -> None:
+        """The same choice as _fallback_in_turn (an item keeps the first temperature that passes), with
+        every temperature sampled at once, side by side on the GPU's workers. In turn, one item that
+        fails five times holds its batch for five decodes; the GPU has room for all five together."""
+        retry = [i for i, d in enumerate(decoded) if self._needs_fallback(d, options)]
+        temperatures = options.temperatures[1:]
+        if not retry or not temperatures:
+            return
+        sub, rows = [batch[i] for i in retry], encoder_output[retry]
+        with self.stats.timed("fallback"):
+            pending = [
+                self._start_generate(sub, rows, options, temperature, asynchronous=True)
+                for temperature in temperatures
+            ]
+            rounds = [finish() for finish in pending]
+        self.stats.count_fallback(len(retry) * len(temperatures))
+        self.stats.mark("fallback", temperature=f"{temperatures[0]}-{temperatures[-1]}", items=len(retry),
+                        tokens=max((len(d.tokens) for results in rounds for d in results), default=0))
+        for k, i in enumerate(retry):
+            for results in rounds:
+                attempts[i].append(results[k])
+                decoded[i] = results[k]
+                if not self._needs_fallback(results[k], options):
+                    break
 
     def _encode(self, features: np.ndarray) -> np.ndarray:
         """The encoder's output as a host array. Detection, decoding, fallback retries and word
@@ -708,6 +818,18 @@ class Engine:
     def _generate_items(
         self, batch: list[_Item], encoder_output: Any, options: TranscribeOptions, temperature: float
     ) -> list[_Decoded]:
+        return self._start_generate(batch, encoder_output, options, temperature)()
+
+    def _start_generate(
+        self,
+        batch: list[_Item],
+        encoder_output: np.ndarray,
+        options: TranscribeOptions,
+        temperature: float,
+        asynchronous: bool = False,
+    ) -> Callable[[], list[_Decoded]]:
+        """Start decoding `batch` from its encoder output; the returned call waits for the results.
+        Asynchronous, the model's next free worker takes the batch and this thread goes on."""
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
         whisper = self.whisper
@@ -719,9 +841,12 @@ class Engine:
             for tok in tokenizers
         ]
         sampling = temperature > 0
-        results = whisper.model.generate(
-            _storage(encoder_output),
+        # The storage shares the array's memory: both must live until an asynchronous decode ends.
+        storage = _storage(encoder_output)
+        started = whisper.model.generate(
+            storage,
             prompts,
+            asynchronous=asynchronous,
             beam_size=1 if sampling else options.beam_size,
             num_hypotheses=5 if sampling else 1,
             sampling_topk=0 if sampling else 1,
@@ -732,23 +857,29 @@ class Engine:
             return_scores=True,
             return_no_speech_prob=True,
         )
-        decoded: list[_Decoded] = []
-        for item, tok, result in zip(batch, tokenizers, results):
-            best = max(range(len(result.sequences_ids)), key=lambda i: result.scores[i])
-            tokens = list(result.sequences_ids[best])
-            avg_logprob = result.scores[best] * len(tokens) / (len(tokens) + 1)
-            text = tok.decode(tokens)
-            d = _Decoded(
-                tokens=tokens,
-                avg_logprob=float(avg_logprob),
-                no_speech_prob=float(result.no_speech_prob),
-                text=text,
-                compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
-                # More tokens than this chunk's speech can hold: a loop, however well it compresses.
-                runaway=len(tokens) >= _token_allowance(item),
-            )
-            decoded.append(d)
-        return decoded
+
+        def finish(kept: tuple[Any, ...] = (storage, encoder_output)) -> list[_Decoded]:
+            results = [r.result() for r in started] if asynchronous else started
+            decoded: list[_Decoded] = []
+            for item, tok, result in zip(batch, tokenizers, results):
+                best = max(range(len(result.sequences_ids)), key=lambda i: result.scores[i])
+                tokens = list(result.sequences_ids[best])
+                avg_logprob = result.scores[best] * len(tokens) / (len(tokens) + 1)
+                text = tok.decode(tokens)
+                decoded.append(
+                    _Decoded(
+                        tokens=tokens,
+                        avg_logprob=float(avg_logprob),
+                        no_speech_prob=float(result.no_speech_prob),
+                        text=text,
+                        compression_ratio=get_compression_ratio(text) if text.strip() else 0.0,
+                        # More tokens than this chunk's speech can hold: a loop, however well it compresses.
+                        runaway=len(tokens) >= _token_allowance(item),
+                    )
+                )
+            return decoded
+
+        return finish
 
     def _align_words(self, batch: list[_Item], decoded: list[_Decoded], encoder_output: np.ndarray) -> None:
         """Word timings by cross-attention alignment (one aligner call per language in the batch).
@@ -901,6 +1032,16 @@ def _best_attempt(attempts: list[_Decoded], options: TranscribeOptions) -> _Deco
 
 def _token_allowance(item: _Item) -> int:
     return MIN_TOKEN_ALLOWANCE + math.ceil(item.chunk.duration_s * MAX_TOKENS_PER_S)
+
+
+def padded_features(chunks: list[np.ndarray]) -> np.ndarray:
+    """(batch, n_mels, 3000) float32: each chunk's frames, then zeros (faster-whisper's pad_or_trim)."""
+    n_mels = chunks[0].shape[0]
+    out = np.zeros((len(chunks), n_mels, FRAMES_PER_CHUNK), dtype=np.float32)
+    for row, features in zip(out, chunks):
+        frames = min(FRAMES_PER_CHUNK, features.shape[-1])
+        row[:, :frames] = features[:, :frames]
+    return out
 
 
 def _storage(array: np.ndarray) -> Any:

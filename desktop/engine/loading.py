@@ -67,9 +67,8 @@ def load_model(
     on_status: Callable[[str], None] | None = None,
     device_indices: tuple[int, ...] | None = None,
     cpu_threads: int = 0,
-    # Two workers on one GPU share its weights and let one batch's CPU-side steps overlap the other's
-    # GPU work: 15.6 s -> 14.0 s on 240 files on an H100 (benchmarks/README.md).
-    workers_per_gpu: int = 2,
+    # CTranslate2 workers (model replicas) per GPU; None: auto_workers_per_gpu.
+    workers_per_gpu: int | None = None,
 ) -> LoadedModel:
     """Resolve (assemble or download) the model, load it on the best device and warm it up."""
     from desktop.engine import models
@@ -97,6 +96,8 @@ def load_model(
         else:
             try:
                 chosen_type = pick_compute_type("cuda", compute_type)
+                if workers_per_gpu is None:
+                    workers_per_gpu = auto_workers_per_gpu(path, indices)
                 whisper = _construct(path, "cuda", chosen_type, list(indices), cpu_threads, workers_per_gpu)
                 _warm(whisper)
                 chosen = "cuda"
@@ -129,8 +130,31 @@ def load_model(
         device_note=note,
         whisper=whisper,
         device_indices=tuple(device_indices or (0,)),
-        workers_per_gpu=workers_per_gpu if chosen == "cuda" else 1,
+        workers_per_gpu=(workers_per_gpu or 1) if chosen == "cuda" else 1,
     )
+
+
+# A model this small leaves room on a roomy card for more workers, each with its own batches in flight.
+SMALL_MODEL_BYTES = 1 << 30
+ROOMY_GPU_BYTES = 16 << 30
+
+
+def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | list[int]) -> int:
+    """Workers (model replicas) per GPU. Several batches decode side by side on one card: a batch of a
+    small model is bound by kernel launches and the CPU-side steps between them, not by the card, so
+    more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
+    2 workers 1.3-1.9 s, 4 workers 0.9-1.1 s. Each worker holds a copy of the weights and takes a share of
+    the memory batches may use, so large models and small cards keep two."""
+    from desktop.engine.gpu_memory import free_bytes
+
+    try:
+        size = (Path(model_path) / "model.bin").stat().st_size
+    except OSError:
+        return 2
+    frees = [free_bytes(index) for index in device_indices]
+    if size <= SMALL_MODEL_BYTES and frees and all(f is not None and f >= ROOMY_GPU_BYTES for f in frees):
+        return 4
+    return 2
 
 
 def _construct(

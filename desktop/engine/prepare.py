@@ -25,6 +25,8 @@ FRAMES_PER_CHUNK = 3000
 # natural breaks and never cut a word.
 VAD_MIN_SILENCE_MS = 160
 VAD_WINDOW_S = 60
+# The CPU stage's worker processes run at this niceness (lower priority than the app).
+WORKER_NICENESS = 10
 # Long files are decoded and prepared this much at a time.
 STREAM_WINDOW_S = 600
 
@@ -32,7 +34,9 @@ STREAM_WINDOW_S = 600
 @dataclass
 class Chunk:
     index: int
-    features: np.ndarray  # (n_mels, 3000) float32
+    # (n_mels, frames) float32: the chunk's own frames, at most 3000. Padded to 3000 when batched, not
+    # here: a worker process sends a 5 s chunk's 0.16 MB rather than 0.96 MB of mostly zeros.
+    features: np.ndarray
     offset_s: float  # start in the speech-only timeline
     duration_s: float
     end_s: float  # end in the original timeline (for progress)
@@ -109,7 +113,6 @@ def _prepare_window(
 ) -> tuple[list[dict[str, int]], list[Chunk]]:
     """Speech spans (in samples of this window) and chunks; a chunk's offset_s is in the whole file's
     speech-only timeline and its end_s relative to the window's start."""
-    from faster_whisper.audio import pad_or_trim
     from faster_whisper.vad import SpeechTimestampsMap, collect_chunks
 
     started = time.perf_counter()
@@ -128,7 +131,7 @@ def _prepare_window(
 
     def features(piece: np.ndarray) -> np.ndarray:
         mel = feature_extractor(piece)[..., :-1]
-        return np.ascontiguousarray(pad_or_trim(mel, FRAMES_PER_CHUNK))
+        return np.ascontiguousarray(mel[..., :FRAMES_PER_CHUNK], dtype=np.float32)
 
     started = time.perf_counter()
     computed = list(executor.map(features, [piece for piece, _ in kept]))
@@ -221,16 +224,28 @@ def quiet_cut(audio: np.ndarray, mark: int, search: int) -> int:
 _process_state: dict[str, Any] = {}
 
 
-def init_process(feature_kwargs: dict[str, Any], threads: int) -> None:
+def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0) -> None:
     """Process-pool initializer: one feature extractor and a few threads per process."""
     from faster_whisper.feature_extractor import FeatureExtractor
     from faster_whisper.vad import get_vad_model
 
     one_blas_thread()
+    try:
+        # Below the decoder's threads, which launch the GPU's work and wait on it: when the cores are
+        # all busy preparing, a GPU worker that waits for a core leaves the card idle.
+        os.nice(niceness)
+    except (AttributeError, OSError):  # not POSIX, or not allowed: equal priority still works
+        pass
     _process_state["extractor"] = FeatureExtractor(**feature_kwargs)
     _process_state["threads"] = ThreadPoolExecutor(threads, thread_name_prefix="verbatim-cpu")
     try:
         get_vad_model()  # Silero's ONNX session, loaded now rather than on the first file
+        # One pass over a second of noise: the first call of each stage (ONNX, the mel filters, the
+        # decoder's imports) is slower than the rest, and a user's first files should not pay for it.
+        import av  # noqa: F401 - imported now, not by the first file
+
+        noise = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32)
+        prepare_audio(None, noise, 0.0, True, _process_state["extractor"], _process_state["threads"])
     except Exception:  # noqa: BLE001 - a file that needs VAD will say why; one without VAD still works
         logging.getLogger(__name__).exception("loading Silero VAD in a worker process failed")
 
@@ -304,7 +319,8 @@ _pools_lock = threading.Lock()
 def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: int = 2) -> ProcessPoolExecutor:
     """A process pool for prepare_in_process, made once per set of arguments and kept for the life
     of the program (starting one costs a second or two of imports; the window runs many runs)."""
-    key = (tuple(sorted(feature_kwargs.items())), processes, threads)
+    niceness = WORKER_NICENESS  # read now: a benchmark may compare settings
+    key = (tuple(sorted(feature_kwargs.items())), processes, threads, niceness)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
@@ -313,7 +329,7 @@ def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: in
                 processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_process,
-                initargs=(feature_kwargs, threads),
+                initargs=(feature_kwargs, threads, niceness),
             )
             _pools[key] = pool
         return pool

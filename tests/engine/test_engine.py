@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -255,6 +256,10 @@ def test_preparing_in_worker_processes_gives_the_same_result(loaded_model, make_
     from desktop.engine.prepare import blas_threads
 
     assert engine._processes.submit(blas_threads).result() == 1
+    # And below the app's priority: the decoder's threads, which keep a GPU busy, come first.
+    from desktop.engine.prepare import WORKER_NICENESS
+
+    assert engine._processes.submit(os.nice, 0).result() == min(19, os.nice(0) + WORKER_NICENESS)
     processes = list(engine.run(jobs, options, threading.Event()))
     assert "decode" in engine.stats.seconds  # the workers' phase times come back too
     for job_id in range(len(files)):
@@ -369,3 +374,64 @@ def test_what_counts_as_a_device_error(message, expected):
 
     assert is_device_error(RuntimeError(message)) is expected
     assert is_device_error(ValueError(message)) is False
+
+
+def test_fallback_at_once_keeps_the_first_temperature_that_passes(loaded_model, monkeypatch):
+    """Sampling every temperature together (the GPU's way) chooses exactly what sampling them in turn
+    chooses: for each item the first temperature whose text passes, else the best attempt."""
+    from desktop.engine.engine import _Decoded, _Item, _JobState
+    from desktop.engine.prepare import Chunk
+
+    options = TranscribeOptions()  # temperatures 0.0, 0.2, ... 1.0
+    good = lambda text, lp: _Decoded(tokens=[1] * 5, avg_logprob=lp, no_speech_prob=0.0, text=text,  # noqa: E731
+                                     compression_ratio=1.0)
+    bad = lambda text, lp: _Decoded(tokens=[1] * 5, avg_logprob=lp, no_speech_prob=0.0, text=text,  # noqa: E731
+                                    compression_ratio=3.0)
+    # Item 0 passes at 0.4; item 1 never passes (its best attempt wins); item 2 passes at 0.2.
+    plan = {
+        0.2: [bad("a.2", -0.5), bad("b.2", -0.9), good("c.2", -0.3)],
+        0.4: [good("a.4", -0.4), bad("b.4", -0.2), good("c.4", -0.1)],
+        0.6: [good("a.6", -0.1), bad("b.6", -0.8), good("c.6", -0.1)],
+        0.8: [good("a.8", -0.1), bad("b.8", -0.7), good("c.8", -0.1)],
+        1.0: [good("a1", -0.1), bad("b1", -0.6), good("c1", -0.1)],
+    }
+    chunk = Chunk(index=0, features=np.zeros((80, 3000), np.float32), offset_s=0.0, duration_s=4.0, end_s=4.0)
+    batch = [_Item(_JobState(EngineJob(i, Path("x")), future=None), chunk) for i in range(3)]  # type: ignore[arg-type]
+    engine = Engine(loaded_model)
+    calls: list[tuple[float, int]] = []
+
+    def start(items, encoder_output, options, temperature, asynchronous=False):
+        calls.append((temperature, len(items)))
+        rows = [batch.index(item) for item in items]
+        return lambda: [plan[temperature][row] for row in rows]
+
+    monkeypatch.setattr(engine, "_start_generate", start)
+    first = [bad("a0", -0.3), bad("b0", -0.4), bad("c0", -0.5)]
+    outputs = np.zeros((3, 1500, 512), np.float32)
+    chosen = {}
+    for way in ("in_turn", "at_once"):
+        decoded = list(first)
+        attempts = [[d] for d in decoded]
+        getattr(engine, f"_fallback_{way}")(batch, decoded, attempts, outputs, options)
+        chosen[way] = [d.text for d in decoded], [[a.text for a in item] for item in attempts]
+    assert chosen["at_once"] == chosen["in_turn"]
+    texts, attempts_texts = chosen["at_once"]
+    assert texts == ["a.4", "b1", "c.2"]  # b: its last attempt, until _generate picks the best of them
+    assert attempts_texts[1] == ["b0", "b.2", "b.4", "b.6", "b.8", "b1"]
+    # In turn decodes only what failed; at once, every temperature for every item that failed at 0.
+    assert calls[:5] == [(0.2, 3), (0.4, 2), (0.6, 1), (0.8, 1), (1.0, 1)]
+    assert calls[5:] == [(t, 3) for t in (0.2, 0.4, 0.6, 0.8, 1.0)]
+
+
+def test_fallback_at_once_on_the_real_model(loaded_model, make_speech):
+    """The asynchronous path on the real model: with a threshold no text passes, every temperature is
+    sampled for the chunk, side by side, and the job still ends with the best attempt's text."""
+    from dataclasses import replace
+
+    engine = Engine(loaded_model)
+    engine.fallback_at_once = True
+    options = replace(TranscribeOptions(), log_prob_threshold=0.0)  # every average log-probability is below 0
+    events = list(engine.run([EngineJob(0, make_speech(EN_TEXT, "en"))], options, threading.Event()))
+    assert isinstance(events[-1], JobFinished)
+    assert engine.stats.fallback_items == len(options.temperatures) - 1
+    assert words_of(text_of(events, 0)) & words_of(EN_TEXT)

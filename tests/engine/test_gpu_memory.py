@@ -173,3 +173,21 @@ def test_waiting_for_a_slow_file_does_not_spin(loaded_model, make_speech, monkey
     assert sum(isinstance(e, JobFinished) for e in events) == 2
     # About one pass per 50 ms wait while the slow file prepares; a spinning loop makes thousands.
     assert calls["n"] < 200, calls
+
+
+def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, tmp_path, monkeypatch):
+    from desktop.engine import loading
+
+    gib = 1 << 30
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: {0: 80 * gib, 1: 40 * gib}.get(index))
+    assert loading.auto_workers_per_gpu(base_model_dir, (0, 1)) == 4  # base (145 MB), both cards roomy
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: {0: 80 * gib, 1: 6 * gib}.get(index))
+    assert loading.auto_workers_per_gpu(base_model_dir, (0, 1)) == 2  # the smaller card decides
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
+    assert loading.auto_workers_per_gpu(base_model_dir, (0,)) == 2  # unknown memory: the safe choice
+    large = tmp_path / "large"
+    large.mkdir()
+    with open(large / "model.bin", "wb") as f:
+        f.truncate(3 * gib)  # sparse: a large-v3-sized file without the disk space
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 80 * gib)
+    assert loading.auto_workers_per_gpu(large, (0,)) == 2

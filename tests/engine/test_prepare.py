@@ -102,3 +102,24 @@ def test_a_windowed_file_reads_like_the_whole(long_clip, loaded_model, monkeypat
     assert windowed[0].start_s == pytest.approx(whole[0].start_s, abs=1.0)
     assert windowed[-1].start_s == pytest.approx(whole[-1].start_s, abs=3.0)
     assert windowed[-1].end_s == pytest.approx(whole[-1].end_s, abs=1.0)
+
+
+def test_chunks_carry_their_own_frames_and_batch_padded(make_speech, loaded_model):
+    """A short chunk travels from a worker process as its own frames (a sixth of a padded chunk for 5 s);
+    batched, it reads exactly as faster-whisper's padded features."""
+    from faster_whisper.audio import pad_or_trim
+
+    from desktop.engine.engine import padded_features
+
+    clip = make_speech("The horizon seems extremely distant.", rate=16000)
+    with ThreadPoolExecutor(2) as pool:
+        prepared = prepare.prepare_audio(clip, None, 0.0, True, loaded_model.whisper.feature_extractor, pool)
+    (chunk,) = prepared.chunks
+    frames = chunk.features.shape[1]
+    assert chunk.features.shape[0] == 80 and abs(frames - chunk.duration_s * 100) <= 2
+    assert frames < prepare.FRAMES_PER_CHUNK / 3
+    long = np.ones((80, 3200), np.float32)  # longer than a chunk: trimmed, as pad_or_trim does
+    batch = padded_features([chunk.features, long])
+    assert batch.shape == (2, 80, prepare.FRAMES_PER_CHUNK)
+    np.testing.assert_array_equal(batch[0], pad_or_trim(chunk.features, prepare.FRAMES_PER_CHUNK))
+    np.testing.assert_array_equal(batch[1], pad_or_trim(long, prepare.FRAMES_PER_CHUNK))
