@@ -191,3 +191,36 @@ def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, t
         f.truncate(3 * gib)  # sparse: a large-v3-sized file without the disk space
     monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 80 * gib)
     assert loading.auto_workers_per_gpu(large, (0,)) == 2
+
+
+def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech, monkeypatch):
+    """Batches are emitted in the order sent, but a finished one frees its decoder at once: while the
+    first batch is still decoding (a fallback, say), the third goes to the decoder the second freed."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
+    real_compute = engine._compute_batch
+    third_started = threading.Event()
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def compute(batch, options):
+        with lock:
+            started.append(batch[0].state.job.job_id)
+            position = len(started)
+        if position == 3:
+            third_started.set()
+        if position == 1:
+            # Held until the third batch starts: before, the finished second batch kept its decoder
+            # until the first was emitted, and the third waited for this one.
+            assert third_started.wait(20), "the third batch waited for the first"
+        return real_compute(batch, options)
+
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
+    jobs = [EngineJob(i, speech) for i in range(4)]
+    events = list(engine.run(jobs, TranscribeOptions(batch_size=1, temperatures=(0.0,)), threading.Event()))
+    # Emitted in the order the batches were sent (a file prepared first may go first).
+    assert [e.job_id for e in events if isinstance(e, JobFinished)] == started
+    for job_id in range(4):
+        assert any(isinstance(e, SegmentsDecoded) and e.job_id == job_id for e in events)
