@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -331,8 +331,13 @@ class Engine:
         idle_since = time.monotonic()  # when the decoders last had nothing to do
         busy = False
         self.stats = stats = RunStats()
+        # Jobs being prepared or with chunks not yet sent to a decoder, in queue order. A job whose
+        # chunks have all been sent leaves this list; its batches in flight hold it until emitted.
         states: list[_JobState] = []
         cond = threading.Condition()
+        # Set by every prepared file and every finished batch: the loop sleeps on this one event
+        # (waiting on hundreds of futures at once cost more than the work it waited for).
+        wake = threading.Event()
         feeding_done = threading.Event()
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.prepare_workers, thread_name_prefix="verbatim-prepare")
@@ -340,9 +345,14 @@ class Engine:
         decoders = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verbatim-decode")
         in_flight: deque[tuple[list[_Item], Future[list[_Decoded]]]] = deque()
         # Read-ahead: enough prepared chunks for the batches in flight and the next ones, and never more
-        # than that many files (a prepared file holds its features: about 100 MB an hour of speech).
+        # than that many files waiting (a prepared file holds its features: about 100 MB an hour of
+        # speech). Files already sent to a decoder do not count: they wait for nothing here.
         max_pending = max(8, 2 * limits.chunks)
         max_ready_chunks = (parallel + 1) * limits.chunks
+        cancels_seen = 0
+
+        def wake_up(_future: Future[Any]) -> None:
+            wake.set()
 
         def feed() -> None:
             try:
@@ -354,30 +364,48 @@ class Engine:
                             cond.wait(_WAIT_S)
                         if stop.is_set():
                             return
-                        states.append(_JobState(job, pool.submit(self._prepare, job, options)))
-                        cond.notify_all()
+                        state = _JobState(job, pool.submit(self._prepare, job, options))
+                        states.append(state)
+                    state.future.add_done_callback(wake_up)
             except Exception:  # noqa: BLE001 - a broken job source ends feeding, not the run
                 log.exception("the job source failed")
             finally:
                 feeding_done.set()
-                with cond:
-                    cond.notify_all()
+                wake.set()
+
+        def sent(state: _JobState) -> bool:
+            prepared = state.prepared
+            return prepared is not None and state.next_chunk >= len(prepared.chunks)
 
         feeder = threading.Thread(target=feed, name="verbatim-feed", daemon=True)
         feeder.start()
         try:
             while True:
+                wake.clear()  # a signal from here on ends the wait below at once
                 if cancel.is_set():
-                    for state in list(states):
+                    for state in [*list(states), *_unique_states([i for batch, _ in in_flight for i in batch])]:
                         if not state.finished:
                             state.finished = True
                             state.future.cancel()
                             yield JobCancelled(state.job.job_id)
                     return
                 with cond:
-                    # Settled jobs leave the working list: a window's run can last all day.
-                    states[:] = [s for s in states if not s.finished]
+                    # Settled jobs leave the list (a window's run can last all day), and so do jobs whose
+                    # chunks have all been sent: the feeder may read ahead again.
+                    before = len(states)
+                    states[:] = [s for s in states if not s.finished and not sent(s)]
+                    if len(states) < before:
+                        cond.notify_all()
                 events: list[Event] = []
+                with self._lock:
+                    cancels = len(self._cancelled)
+                if cancels != cancels_seen:
+                    # A job cancelled after its last chunk was sent: settled now, skipped when emitted.
+                    cancels_seen = cancels
+                    for state in _unique_states([i for batch, _ in in_flight for i in batch]):
+                        if not state.finished and self._is_cancelled(state.job.job_id):
+                            state.finished = True
+                            events.append(JobCancelled(state.job.job_id))
                 # Batches are emitted in the order they were sent (a job's segments stay in time
                 # order), but one that has finished frees its decoder at once, while it waits for an
                 # earlier one to finish: a batch held up by fallback no longer holds up the others.
@@ -394,6 +422,7 @@ class Engine:
                 # not wait for a long one's preparation.
                 room = len(computing) < parallel and len(in_flight) < MAX_UNEMITTED_BATCHES * parallel
                 take = opening if parallel > 1 and len(computing) < parallel - 1 else limits
+                patient = False
                 if not room:
                     fill = False
                 elif computing:
@@ -408,38 +437,28 @@ class Engine:
                 yield from events
                 if batch:
                     stats.mark("dispatch", items=len(batch), computing=len(computing), unemitted=len(in_flight))
-                    in_flight.append((batch, decoders.submit(self._compute_batch, batch, options)))
+                    computed = decoders.submit(self._compute_batch, batch, options)
+                    computed.add_done_callback(wake_up)
+                    in_flight.append((batch, computed))
                     continue
-                if in_flight:
-                    head_batch, head = in_flight[0]
-                    if head.done():
-                        in_flight.popleft()
-                        yield from self._emit_batch(head_batch, head, options)
-                        with cond:
-                            cond.notify_all()
-                        continue
-                    # Wait for any batch to finish (it frees a decoder) or, with a decoder free, for a
-                    # file being prepared (it may fill the next batch).
-                    waiting: list[Future[Any]] = [f for _, f in in_flight if not f.done()]
-                    if room:
-                        waiting += [s.future for s in states if not s.finished and not s.future.done()]
-                    with stats.timed("wait_batch"):
-                        futures_wait(waiting, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
+                if in_flight and in_flight[0][1].done():
+                    head_batch, head = in_flight.popleft()
+                    yield from self._emit_batch(head_batch, head, options)
                     continue
                 if events:
                     continue
-                with cond:
-                    pending = [s for s in states if not s.finished]
-                    if not pending and feeding_done.is_set():
-                        return
-                    # Wait for a file still being prepared (the ready ones did not fill a batch);
-                    # waiting on a finished future would spin and starve the other threads.
-                    preparing = [s.future for s in pending if not s.future.done()]
-                    if not preparing:
-                        cond.wait(_WAIT_S)
-                        continue
+                if not in_flight and not states and feeding_done.is_set():
+                    with cond:
+                        if not states:
+                            return
+                    continue
+                # Nothing to send or emit: sleep until a file is prepared or a batch finishes (or,
+                # while an opening share is awaited, until its patience runs out).
+                timeout = _WAIT_S
+                if patient:
+                    timeout = min(timeout, max(0.0, OPENING_WAIT_S - (time.monotonic() - idle_since)) + 0.001)
                 with stats.timed("wait"):
-                    futures_wait(preparing, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
+                    wake.wait(timeout)
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)

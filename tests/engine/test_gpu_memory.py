@@ -224,3 +224,37 @@ def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech,
     assert [e.job_id for e in events if isinstance(e, JobFinished)] == started
     for job_id in range(4):
         assert any(isinstance(e, SegmentsDecoded) and e.job_id == job_id for e in events)
+
+
+def test_files_sent_to_a_decoder_do_not_hold_back_the_read_ahead(loaded_model, make_speech, monkeypatch):
+    """The read-ahead bounds files waiting to be sent, not files already sent: while the first batch
+    decodes, later files are still prepared. Counting sent files, a queue of short files was capped at
+    192 files between preparation and emission, whatever the number of GPUs."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
+    options = TranscribeOptions(batch_size=1, temperatures=(0.0,))
+    limits = engine.batch_limits(options)
+    read_ahead = max(8, 2 * limits.chunks)  # the engine's limit on files waiting: 8 here
+    last = read_ahead + 2
+    real_prepare, real_compute = engine._prepare, engine._compute_batch
+    last_prepared = threading.Event()
+    first = threading.Lock()
+
+    def prepare(job, options):
+        prepared = real_prepare(job, options)
+        if job.job_id == last:
+            last_prepared.set()
+        return prepared
+
+    def compute(batch, options):
+        if first.acquire(blocking=False):  # the first batch sent decodes until the last file is prepared
+            assert last_prepared.wait(20), "preparation stopped while the first batch decoded"
+        return real_compute(batch, options)
+
+    monkeypatch.setattr(engine, "_prepare", prepare)
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
+    jobs = [EngineJob(i, speech) for i in range(last + 1)]
+    events = list(engine.run(jobs, options, threading.Event()))
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == list(range(last + 1))
