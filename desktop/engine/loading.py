@@ -143,8 +143,8 @@ def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | lis
     """Workers (model replicas) per GPU. Several batches decode side by side on one card: a batch of a
     small model is bound by kernel launches and the CPU-side steps between them, not by the card, so
     more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
-    2 workers 1.3-1.9 s, 4 workers 0.9-1.1 s. Each worker holds a copy of the weights and takes a share of
-    the memory batches may use, so large models and small cards keep two."""
+    two workers 1.2-1.4 s, four 0.9-1.1 s, six or eight no faster than four. Each worker holds a copy of the
+    weights and takes a share of the memory batches may use, so large models and small cards keep two."""
     from desktop.engine.gpu_memory import free_bytes
 
     try:
