@@ -102,6 +102,7 @@ def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, pr
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size,
                                 temperatures=(0.0,) if no_fallback else TranscribeOptions().temperatures)
     engine = Engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
+    engine.tracing = TRACE
     return engine, lambda: _run_engine(engine, paths, options, texts)
 
 

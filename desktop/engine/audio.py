@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -144,13 +145,17 @@ def decode_for_listening(path: Path, sample_rate: int, cancel: threading.Event |
 
 
 def _av_pieces(
-    path: Path, sample_rate: int = SAMPLE_RATE, sample_format: str = "flt", cancel: threading.Event | None = None
+    path: Path | IO[bytes],
+    sample_rate: int = SAMPLE_RATE,
+    sample_format: str = "flt",
+    cancel: threading.Event | None = None,
 ) -> Iterator[np.ndarray]:
-    """Resampled mono frames as PyAV decodes them; at least one, or AudioError. Stops early when cancelled."""
+    """Resampled mono frames as PyAV decodes them (from a file, or a file object); at least one, or
+    AudioError. Stops early when cancelled."""
     import av
 
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(path if hasattr(path, "read") else str(path), mode="r", metadata_errors="ignore")
     except av.error.FileNotFoundError:
         raise AudioError("file not found") from None
     except av.error.PermissionError:

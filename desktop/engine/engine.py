@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -78,12 +79,18 @@ LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
 
+# The warm-up of each loaded model's GPU workers, started once (Engine._warm_once).
+_warmed: dict[int, tuple[weakref.ref[Any], Future[Any]]] = {}
+_warm_lock = threading.Lock()
+
+
 class RunStats:
     """Seconds spent per phase in one run, for benchmarks and logs. CPU-stage phases (decode, vad,
     features) add up over the pool's threads; the others are on the decoder thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracing: bool = False) -> None:
         self.seconds: dict[str, float] = {}
+        self.tracing = tracing  # a window's run can last all day: the timeline only when asked for
         self.batches = 0
         self.items = 0
         self.fallback_items = 0  # item retries, summed over temperatures
@@ -93,6 +100,8 @@ class RunStats:
         self.trace: list[tuple[float, str, dict[str, Any]]] = []
 
     def mark(self, what: str, **details: Any) -> None:
+        if not self.tracing:
+            return
         with self._lock:
             details["thread"] = threading.current_thread().name.rpartition("-")[2]
             self.trace.append((time.perf_counter() - self.started, what, details))
@@ -202,6 +211,7 @@ class Engine:
             len(model.device_indices) * model.workers_per_gpu + 1 if model.device == "cuda" else 1
         )
         self.stats = RunStats()  # of the current (or last) run
+        self.tracing = False  # RunStats.trace: benchmarks/compare.py --trace
         # Fallback temperatures sampled together (GPU: spare room) or in turn (CPU: every core is busy).
         self.fallback_at_once = model.device == "cuda"
         self._pool: ThreadPoolExecutor | None = None
@@ -218,25 +228,38 @@ class Engine:
             if prepare_in_processes
             else None
         )
-        # The processes start now, in the background, while the user picks files (the app makes its
-        # engine when the model is loaded).
+        # The processes start now, in the background, while the user picks files (the app makes an
+        # engine when the model is loaded, for this, and one per run; the pool is kept between them).
         self._starting: list[Future[Any]] = list(
             start_worker_processes(self._processes, self.prepare_workers) if self._processes is not None else []
         )
         if getattr(self.whisper.model, "device", model.device) == "cuda":  # (tests schedule the CPU model as a GPU's)
-            # Every GPU worker decodes one full-size batch now, so the first files do not wait while
-            # CTranslate2 allocates batch-sized memory (a first run took 1.9 s, the next 1.3 s).
+            self._starting.append(self._warm_once())
+
+    def _warm_once(self) -> Future[Any]:
+        """Every GPU worker decodes one full-size batch, once per loaded model (not per engine: the app
+        makes one per run), so the first files do not wait while CTranslate2 allocates batch-sized
+        memory (a first run took 1.9 s, the next 1.3 s)."""
+        with _warm_lock:
+            # Weak references: a model the user let go of must not stay in memory for this.
+            for key, (model, _) in list(_warmed.items()):
+                if model() is None:
+                    del _warmed[key]
+            known = _warmed.get(id(self.whisper))
+            if known is not None and known[0]() is self.whisper:
+                return known[1]
             warming: Future[Any] = Future()
+            _warmed[id(self.whisper)] = (weakref.ref(self.whisper), warming)
 
-            def warm_up() -> None:
-                try:
-                    self._warm_gpu_workers()
-                except Exception as exc:  # noqa: BLE001 - not an error yet: a real batch will say what fails
-                    log.warning("warming the GPU workers failed: %s", exc)
-                warming.set_result(None)
+        def warm_up() -> None:
+            try:
+                self._warm_gpu_workers()
+            except Exception as exc:  # noqa: BLE001 - not an error yet: a real batch will say what fails
+                log.warning("warming the GPU workers failed: %s", exc)
+            warming.set_result(None)
 
-            threading.Thread(target=warm_up, name="verbatim-warm", daemon=True).start()
-            self._starting.append(warming)
+        threading.Thread(target=warm_up, name="verbatim-warm", daemon=True).start()
+        return warming
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
         """Wait until the CPU stage's worker processes have started and the GPU workers are warm; True
@@ -330,7 +353,7 @@ class Engine:
         anything = BatchLimits(1, 0.0)
         idle_since = time.monotonic()  # when the decoders last had nothing to do
         busy = False
-        self.stats = stats = RunStats()
+        self.stats = stats = RunStats(tracing=self.tracing)
         # Jobs being prepared or with chunks not yet sent to a decoder, in queue order. A job whose
         # chunks have all been sent leaves this list; its batches in flight hold it until emitted.
         states: list[_JobState] = []
@@ -440,6 +463,8 @@ class Engine:
                     computed = decoders.submit(self._compute_batch, batch, options)
                     computed.add_done_callback(wake_up)
                     in_flight.append((batch, computed))
+                    with cond:
+                        cond.notify_all()  # fewer chunks wait: the feeder may read ahead
                     continue
                 if in_flight and in_flight[0][1].done():
                     head_batch, head = in_flight.popleft()
@@ -753,7 +778,17 @@ class Engine:
                 self._start_generate(sub, rows, options, temperature, asynchronous=True)
                 for temperature in temperatures
             ]
-            rounds = [finish() for finish in pending]
+            # Every decode is waited for, even after one failed (out of memory, say): the halved retry
+            # must not start while the others still hold the GPU's workers and memory.
+            rounds: list[list[_Decoded]] = []
+            failure: Exception | None = None
+            for finish in pending:
+                try:
+                    rounds.append(finish())
+                except Exception as exc:  # noqa: BLE001 - re-raised below, once all have ended
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
         self.stats.count_fallback(len(retry) * len(temperatures))
         self.stats.mark("fallback", temperature=f"{temperatures[0]}-{temperatures[-1]}", items=len(retry),
                         tokens=max((len(d.tokens) for results in rounds for d in results), default=0))

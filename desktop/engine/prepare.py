@@ -240,14 +240,33 @@ def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0
     _process_state["threads"] = ThreadPoolExecutor(threads, thread_name_prefix="verbatim-cpu")
     try:
         get_vad_model()  # Silero's ONNX session, loaded now rather than on the first file
-        # One pass over a second of noise: the first call of each stage (ONNX, the mel filters, the
-        # decoder's imports) is slower than the rest, and a user's first files should not pay for it.
-        import av  # noqa: F401 - imported now, not by the first file
-
-        noise = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32)
-        prepare_audio(None, noise, 0.0, True, _process_state["extractor"], _process_state["threads"])
     except Exception:  # noqa: BLE001 - a file that needs VAD will say why; one without VAD still works
         logging.getLogger(__name__).exception("loading Silero VAD in a worker process failed")
+    try:
+        _warm_stages()
+    except Exception:  # noqa: BLE001 - only a head start: the first file pays what is missing
+        logging.getLogger(__name__).exception("warming a worker process failed")
+
+
+def _warm_stages() -> None:
+    """Each stage once, on a second of noise: decoding (a WAV in memory, through PyAV and its
+    resampler), Silero VAD and the mel features. The first call of each is slower than the rest (imports,
+    ONNX's first run, allocations), and a user's first files should not pay for it."""
+    import io
+
+    import soundfile
+
+    from desktop.engine.audio import _av_pieces
+
+    rng = np.random.default_rng(0)
+    wav = io.BytesIO()
+    soundfile.write(wav, rng.normal(0, 0.1, 44100).astype(np.float32), 44100, format="WAV")  # a CD rate: resampled
+    wav.seek(0)
+    for _ in _av_pieces(wav):
+        pass
+    noise = rng.normal(0, 0.1, SAMPLE_RATE).astype(np.float32)
+    speech_timestamps(noise, _process_state["threads"])
+    _process_state["extractor"](noise)
 
 
 def _openblas_libraries() -> list[Any]:

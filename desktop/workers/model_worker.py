@@ -214,6 +214,9 @@ class ModelWorker(QObject):
         super().__init__(parent)
         self._loader = loader or _default_loader
         self._engine_factory = engine_factory or _default_engine
+        # With the real engine, one is made as soon as a model is loaded: that starts its CPU-stage
+        # processes and warms the GPU workers in the background, before the first file is queued.
+        self._prepare_engine = _default_engine if engine_factory is None else None
         self._outbox = _Outbox()
         self._cond = threading.Condition()
         # Everything below is shared between threads and guarded by self._cond.
@@ -450,6 +453,11 @@ class ModelWorker(QObject):
         with self._cond:
             self._model = model
             self._loaded_key = key
+        if self._prepare_engine is not None:
+            try:
+                self._prepare_engine(model)
+            except Exception:  # noqa: BLE001 - only a head start: the first run makes its own engine
+                log.exception("starting the engine's background work failed")
         self._post(ModelStatus("ready", model.name, model.device, model.compute_type, model.device_note))
 
     def _run_queue(self, settings: Settings) -> None:

@@ -435,3 +435,42 @@ def test_fallback_at_once_on_the_real_model(loaded_model, make_speech):
     assert isinstance(events[-1], JobFinished)
     assert engine.stats.fallback_items == len(options.temperatures) - 1
     assert words_of(text_of(events, 0)) & words_of(EN_TEXT)
+
+
+def test_fallback_at_once_waits_for_every_decode_before_a_failure_surfaces(loaded_model, monkeypatch):
+    """An out-of-memory error in one temperature's decode is raised (the batch is then halved) only after
+    the other temperatures' decodes have ended: the halved retry must not share the GPU with them."""
+    from desktop.engine.engine import _Decoded, _Item, _JobState
+    from desktop.engine.prepare import Chunk
+
+    chunk = Chunk(index=0, features=np.zeros((80, 100), np.float32), offset_s=0.0, duration_s=1.0, end_s=1.0)
+    batch = [_Item(_JobState(EngineJob(0, Path("x")), future=None), chunk)]  # type: ignore[arg-type]
+    engine = Engine(loaded_model)
+    waited: list[float] = []
+    result = _Decoded(tokens=[1], avg_logprob=-0.1, no_speech_prob=0.0, text="a", compression_ratio=1.0)
+
+    def start(items, encoder_output, options, temperature, asynchronous=False):
+        def finish():
+            waited.append(temperature)
+            if temperature == 0.4:
+                raise RuntimeError("CUDA failed with error out of memory")
+            return [result]
+        return finish
+
+    monkeypatch.setattr(engine, "_start_generate", start)
+    failed = _Decoded(tokens=[1], avg_logprob=-3.0, no_speech_prob=0.0, text="b", compression_ratio=1.0)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        engine._fallback_at_once(batch, [failed], [[failed]], np.zeros((1, 1500, 512), np.float32),
+                                 TranscribeOptions())
+    assert waited == [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_the_gpu_warm_up_runs_once_per_loaded_model(loaded_model, monkeypatch):
+    """The app makes an engine per run; the workers' warm-up batch belongs to the model, not the engine."""
+    calls = []
+    monkeypatch.setattr(Engine, "_warm_gpu_workers", lambda self: calls.append(self))
+    first, second = Engine(loaded_model), Engine(loaded_model)
+    warming = first._warm_once()
+    assert second._warm_once() is warming
+    assert warming.result(timeout=10) is None
+    assert len(calls) == 1

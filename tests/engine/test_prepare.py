@@ -123,3 +123,27 @@ def test_chunks_carry_their_own_frames_and_batch_padded(make_speech, loaded_mode
     assert batch.shape == (2, 80, prepare.FRAMES_PER_CHUNK)
     np.testing.assert_array_equal(batch[0], pad_or_trim(chunk.features, prepare.FRAMES_PER_CHUNK))
     np.testing.assert_array_equal(batch[1], pad_or_trim(long, prepare.FRAMES_PER_CHUNK))
+
+
+def test_a_worker_process_warms_each_stage_it_runs(loaded_model, monkeypatch):
+    """Decoding (through PyAV, from a WAV in memory), VAD and features each run once when a worker
+    process starts, so the user's first files do not pay for their first calls."""
+    from desktop.engine import audio
+
+    ran: list[str] = []
+    real_pieces, real_vad = audio._av_pieces, prepare.speech_timestamps
+    extractor = loaded_model.whisper.feature_extractor
+
+    def pieces(source, *args, **kwargs):
+        out = list(real_pieces(source, *args, **kwargs))
+        ran.append(f"decode {sum(len(p) for p in out)}")
+        return iter(out)
+
+    monkeypatch.setattr(audio, "_av_pieces", pieces)
+    monkeypatch.setattr(prepare, "speech_timestamps", lambda samples, pool: ran.append("vad") or real_vad(samples, pool))
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setitem(prepare._process_state, "threads", pool)
+        monkeypatch.setitem(prepare._process_state, "extractor",
+                            lambda samples: ran.append("features") or extractor(samples))
+        prepare._warm_stages()
+    assert ran == [f"decode {SAMPLE_RATE}", "vad", "features"]  # one second, resampled to 16 kHz
