@@ -5,6 +5,8 @@ recordings in ../shared/audio. Writes <dir>/manifest.json: [{"path", "reference"
     python benchmarks/corpus.py long DIR [--minutes M]  one long file (espeak paragraphs + pauses)
     python benchmarks/corpus.py mix DIR                 both, plus the shared recordings
     python benchmarks/corpus.py real DIR                real speech: the shared recordings cut at pauses
+    python benchmarks/corpus.py repeat DIR --source SRC --times N
+                                                        SRC's files listed N times (a long queue, no copies)
 """
 
 from __future__ import annotations
@@ -180,15 +182,31 @@ def build_real(folder: Path) -> list[dict]:
     return entries
 
 
+def repeat(source: Path, folder: Path, times: int) -> list[dict]:
+    """`source`'s manifest `times` over, its paths relative to `folder` (the queue of 828 files in
+    benchmarks/README.md is `real` twelve times)."""
+    import os
+
+    entries = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    prefix = Path(os.path.relpath(source.resolve(), folder.resolve()))
+    return [dict(entry, path=str(prefix / entry["path"])) for _ in range(times) for entry in entries]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=("short", "long", "mix", "real"))
+    parser.add_argument("kind", choices=("short", "long", "mix", "real", "repeat"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--minutes", type=float, default=12)
+    parser.add_argument("--source", type=Path, help="repeat: the corpus whose manifest is repeated")
+    parser.add_argument("--times", type=int, default=12, help="repeat: how many times")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    if args.kind == "short":
+    if args.kind == "repeat":
+        if args.source is None:
+            parser.error("repeat needs --source")
+        entries = repeat(args.source, args.folder, args.times)
+    elif args.kind == "short":
         entries = build_short(args.folder, args.files)
     elif args.kind == "long":
         entries = build_long(args.folder, args.minutes)
