@@ -1,10 +1,10 @@
 """The engine's scheduler alone, with its stages replaced by waits: does it keep more decoders busy?
 
-    python benchmarks/scheduler.py [--files 828] [--prepare-s 0.06] [--workers 16] [--batch-s 0.5]
-        [--decoders 5,9] [--repo PATH]
+    python benchmarks/scheduler.py [--files 828] [--prepare-s 0.06] [--workers 16] [--batch-s 0.3]
+        [--item-s 0.02] [--decoders 5,9] [--repo PATH]
 
 Preparing a file becomes a wait of --prepare-s on one of --workers threads (the CPU stage's processes);
-a batch becomes a wait of --batch-s on a decoder thread (as a GPU worker's call, it holds no GIL); each file
+a batch becomes a wait of --batch-s plus --item-s an item on a decoder thread (as a GPU worker's call, it holds no GIL); each file
 is one 9 s chunk. What remains is the scheduler's own Python: choosing batches, emitting events, reading
 ahead. The real model is loaded only for its tokenizer and shapes. With twice the decoders, a scheduler that
 is not the limit finishes in about half the time. --repo runs another checkout's engine (say, an older

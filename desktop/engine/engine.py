@@ -79,8 +79,9 @@ LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
 
-# The warm-up of each loaded model's GPU workers, started once (Engine._warm_once).
-_warmed: dict[int, tuple[weakref.ref[Any], Future[Any]]] = {}
+# The warm-up of each loaded model's GPU workers, started once (Engine._warm_once). Weak keys: a model
+# the user let go of must not stay in memory for this.
+_warmed: weakref.WeakKeyDictionary[Any, Future[Any]] = weakref.WeakKeyDictionary()
 _warm_lock = threading.Lock()
 
 
@@ -241,15 +242,11 @@ class Engine:
         makes one per run), so the first files do not wait while CTranslate2 allocates batch-sized
         memory (a first run took 1.9 s, the next 1.3 s)."""
         with _warm_lock:
-            # Weak references: a model the user let go of must not stay in memory for this.
-            for key, (model, _) in list(_warmed.items()):
-                if model() is None:
-                    del _warmed[key]
-            known = _warmed.get(id(self.whisper))
-            if known is not None and known[0]() is self.whisper:
-                return known[1]
+            known = _warmed.get(self.whisper)
+            if known is not None:
+                return known
             warming: Future[Any] = Future()
-            _warmed[id(self.whisper)] = (weakref.ref(self.whisper), warming)
+            _warmed[self.whisper] = warming
 
         def warm_up() -> None:
             try:
@@ -270,16 +267,11 @@ class Engine:
     def _warm_gpu_workers(self) -> None:
         """One batch of the largest default size through encoder and decoder on each GPU worker at once
         (concurrent calls go to different workers)."""
-        from faster_whisper.tokenizer import Tokenizer
-
         replicas = len(self.model.device_indices) * self.model.workers_per_gpu
         chunks = self.batch_limits(TranscribeOptions()).chunks
         n_mels = int(self.whisper.feat_kwargs.get("feature_size", 80))
         features = np.zeros((chunks, n_mels, FRAMES_PER_CHUNK), dtype=np.float32)
-        tokenizer = Tokenizer(
-            self.whisper.hf_tokenizer, self.whisper.model.is_multilingual, task="transcribe", language="en"
-        )
-        prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+        prompt = self.whisper.get_prompt(self._tokenizer("en", "transcribe"), [], without_timestamps=True)
 
         def one_worker(_index: int) -> None:
             encoded = self._encode(features)
@@ -396,6 +388,9 @@ class Engine:
                 feeding_done.set()
                 wake.set()
 
+        def in_flight_states() -> list[_JobState]:
+            return _unique_states([item for batch, _ in in_flight for item in batch])
+
         def sent(state: _JobState) -> bool:
             prepared = state.prepared
             return prepared is not None and state.next_chunk >= len(prepared.chunks)
@@ -406,7 +401,7 @@ class Engine:
             while True:
                 wake.clear()  # a signal from here on ends the wait below at once
                 if cancel.is_set():
-                    for state in [*list(states), *_unique_states([i for batch, _ in in_flight for i in batch])]:
+                    for state in [*list(states), *in_flight_states()]:
                         if not state.finished:
                             state.finished = True
                             state.future.cancel()
@@ -425,7 +420,7 @@ class Engine:
                 if cancels != cancels_seen:
                     # A job cancelled after its last chunk was sent: settled now, skipped when emitted.
                     cancels_seen = cancels
-                    for state in _unique_states([i for batch, _ in in_flight for i in batch]):
+                    for state in in_flight_states():
                         if not state.finished and self._is_cancelled(state.job.job_id):
                             state.finished = True
                             events.append(JobCancelled(state.job.job_id))
