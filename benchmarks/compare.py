@@ -164,6 +164,8 @@ def main() -> None:
     parser.add_argument("--no-fallback", action="store_true", help="Verbatim without temperature fallback")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
+    parser.add_argument("--texts", type=Path, default=None,
+                        help="write every pipeline's hypotheses to this JSON file ({pipeline: [text per file]})")
     parser.add_argument("--trace", action="store_true", help="print Verbatim's timeline of files and batches")
     args = parser.parse_args()
     global TRACE
@@ -230,6 +232,10 @@ def main() -> None:
                 print(f"  [{name}] {entry['path']}: {text[:160]}")
         print(f"  {name}: {wall_s:.1f} s", file=sys.stderr)
 
+    if args.texts:
+        # Runs of one pipeline name (verbatim,verbatim) keep the last; the table keeps every run.
+        args.texts.write_text(json.dumps({"files": [e["path"] for e in manifest], "texts": outputs},
+                                         ensure_ascii=False, indent=1), encoding="utf-8")
     speed = {name: x for name, _, x, _, _, _ in rows}
     plain = speed.get("plain")
     batched = max((x for n, x in speed.items() if n.startswith("batched")), default=None)
