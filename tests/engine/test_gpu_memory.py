@@ -258,3 +258,66 @@ def test_files_sent_to_a_decoder_do_not_hold_back_the_read_ahead(loaded_model, m
     jobs = [EngineJob(i, speech) for i in range(last + 1)]
     events = list(engine.run(jobs, options, threading.Event()))
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == list(range(last + 1))
+
+
+def test_the_queues_tail_is_spread_over_the_decoders(loaded_model, make_speech, monkeypatch):
+    """Once every file is prepared and no more will come, the chunks left go out in even shares, one per
+    decoder, instead of one full batch on one GPU worker while the others idle (the last seconds of the
+    828-file queue ran so on one and two GPUs)."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
+    real_prepare, real_compute = engine._prepare, engine._compute_batch
+    first_started, all_prepared, fed = threading.Event(), threading.Event(), threading.Event()
+    prepared: list[int] = []
+    sizes: list[int] = []
+    lock = threading.Lock()
+    last = 8
+
+    def prepare(job, options):
+        if job.job_id > 0:  # the first batch holds file 0 alone
+            assert first_started.wait(20)
+        if job.job_id == last:
+            assert fed.wait(20)  # the job list has ended: this is the queue's tail
+        result = real_prepare(job, options)
+        with lock:
+            prepared.append(job.job_id)
+            if len(prepared) == last + 1:
+                all_prepared.set()
+        return result
+
+    def compute(batch, options):
+        with lock:
+            sizes.append(len(batch))
+            first = len(sizes) == 1
+        if first:
+            first_started.set()
+            assert all_prepared.wait(20)  # the second decoder sees every file ready
+        return real_compute(batch, options)
+
+    def jobs(speech):
+        for i in range(last + 1):
+            yield EngineJob(i, speech)
+        fed.set()
+
+    monkeypatch.setattr(engine, "_prepare", prepare)
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
+    events = list(engine.run(jobs(speech), TranscribeOptions(temperatures=(0.0,)), threading.Event()))
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == list(range(last + 1))
+    # Eight files left for two decoders: four a batch, then what remains in halves (it was one batch of 8).
+    assert sizes[0] == 1 and sizes[1] == 4 and max(sizes[1:]) == 4 and len(sizes) >= 4, sizes
+
+
+def test_a_tail_share_splits_waiting_chunks_by_count_and_seconds(loaded_model):
+    engine = gpu_engine(loaded_model)
+    states = []
+    for i, seconds in enumerate([10.0, 20.0, 30.0]):
+        state = _JobState(EngineJob(i, f"{i}.wav"), Future())
+        chunks = [Chunk(k, np.zeros((80, 10), np.float32), 0.0, seconds, seconds) for k in range(2)]
+        state.prepared = _Prepared(2 * seconds, chunks, None, 0.0)
+        states.append(state)
+    states[0].next_chunk = 1  # one of file 0's chunks is already sent
+    share = engine._tail_share(states, BatchLimits(96, 960.0), 4)
+    assert share == BatchLimits(2, (10.0 + 40.0 + 60.0) / 4)  # five chunks, 110 s, over four decoders
+    assert engine._tail_share(states, BatchLimits(1, 20.0), 4) == BatchLimits(1, 20.0)  # within the limits
