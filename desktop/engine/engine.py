@@ -73,8 +73,7 @@ AUTO_GPU_BATCH_CHUNKS = 96
 OPENING_WAIT_S = 0.25
 # Finished batches waiting for an earlier one to be emitted, at most this many per decoder.
 MAX_UNEMITTED_BATCHES = 4
-# CPU-stage processes feeding the GPUs: a core each, two cores left for the decoder threads, at most
-# this many per GPU.
+# CPU-stage processes feeding a GPU: a core each, two cores left for the decoder threads.
 MAX_GPU_PREPARE_WORKERS = 16
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
@@ -202,9 +201,7 @@ class Engine:
         # a GPU fed; on the CPU the model itself wants the cores, so fewer.
         cores = os.cpu_count() or 2
         self.prepare_workers = prepare_workers or (
-            max(2, min(MAX_GPU_PREPARE_WORKERS * len(model.device_indices), cores - 2))
-            if model.device == "cuda"
-            else max(1, cores // 2)
+            max(2, min(MAX_GPU_PREPARE_WORKERS, cores - 2)) if model.device == "cuda" else max(1, cores // 2)
         )
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
@@ -443,10 +440,6 @@ class Engine:
                 # not wait for a long one's preparation.
                 room = len(computing) < parallel and len(in_flight) < MAX_UNEMITTED_BATCHES * parallel
                 take = opening if parallel > 1 and len(computing) < parallel - 1 else limits
-                if parallel > 1 and feeding_done.is_set() and not self._preparing(states):
-                    # The queue's tail: every remaining chunk is ready and no more will come. Spread them
-                    # over the decoders, rather than one full batch on one worker while the others idle.
-                    take = self._tail_share(states, take, parallel)
                 patient = False
                 if not room:
                     fill = False
@@ -574,18 +567,6 @@ class Engine:
             if chunks >= limits.chunks or seconds >= limits.seconds:
                 return True
         return False
-
-    @classmethod
-    def _tail_share(cls, states: list[_JobState], limits: BatchLimits, parallel: int) -> BatchLimits:
-        """A decoder's even share of the chunks waiting to be sent (by count and by seconds), within
-        `limits`."""
-        chunks, seconds = 0, 0.0
-        for waiting in cls._waiting_chunks(states):
-            chunks += len(waiting)
-            seconds += sum(c.duration_s for c in waiting)
-        return BatchLimits(
-            min(limits.chunks, max(1, math.ceil(chunks / parallel))), min(limits.seconds, max(seconds / parallel, 1e-9))
-        )
 
     @staticmethod
     def _preparing(states: list[_JobState]) -> bool:
