@@ -73,7 +73,8 @@ AUTO_GPU_BATCH_CHUNKS = 96
 OPENING_WAIT_S = 0.25
 # Finished batches waiting for an earlier one to be emitted, at most this many per decoder.
 MAX_UNEMITTED_BATCHES = 4
-# CPU-stage processes feeding a GPU: a core each, two cores left for the decoder threads.
+# CPU-stage processes feeding the GPUs: a core each, two cores left for the decoder threads, at most
+# this many per GPU (two GPUs on a 32-core machine prepared the 828-file queue in 3.0-3.4 s instead of 3.8 s).
 MAX_GPU_PREPARE_WORKERS = 16
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
@@ -201,7 +202,9 @@ class Engine:
         # a GPU fed; on the CPU the model itself wants the cores, so fewer.
         cores = os.cpu_count() or 2
         self.prepare_workers = prepare_workers or (
-            max(2, min(MAX_GPU_PREPARE_WORKERS, cores - 2)) if model.device == "cuda" else max(1, cores // 2)
+            max(2, min(MAX_GPU_PREPARE_WORKERS * len(model.device_indices), cores - 2))
+            if model.device == "cuda"
+            else max(1, cores // 2)
         )
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()

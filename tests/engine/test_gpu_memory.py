@@ -258,3 +258,11 @@ def test_files_sent_to_a_decoder_do_not_hold_back_the_read_ahead(loaded_model, m
     jobs = [EngineJob(i, speech) for i in range(last + 1)]
     events = list(engine.run(jobs, options, threading.Event()))
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == list(range(last + 1))
+
+
+def test_cpu_stage_processes_grow_with_the_gpus_and_cores(loaded_model, monkeypatch):
+    """A core each, less two for the decoder threads, at most 16 per GPU (two GPUs outran 16 processes)."""
+    for cores, devices, expected in [(16, (0,), 14), (32, (0,), 16), (32, (0, 1), 30), (64, (0, 1), 32), (4, (0,), 2)]:
+        monkeypatch.setattr(engine_module.os, "cpu_count", lambda cores=cores: cores)
+        engine = gpu_engine(loaded_model, device_indices=devices)
+        assert engine.prepare_workers == expected, (cores, devices)
