@@ -3,6 +3,7 @@ recordings in ../shared/audio. Writes <dir>/manifest.json: [{"path", "reference"
 
     python benchmarks/corpus.py short DIR [--files N]   many short files in several languages
     python benchmarks/corpus.py long DIR [--minutes M]  one long file (espeak paragraphs + pauses)
+    python benchmarks/corpus.py story DIR [--minutes M] one long file of many different sentences, six voices
     python benchmarks/corpus.py mix DIR                 both, plus the shared recordings
     python benchmarks/corpus.py real DIR                real speech: the shared recordings cut at pauses
     python benchmarks/corpus.py repeat DIR --source SRC --times N
@@ -126,6 +127,99 @@ def build_long(folder: Path, minutes: float) -> list[dict]:
     soundfile.write(str(path), np.concatenate(pieces), rate)
     return [{"path": path.name, "reference": " ".join(reference), "language": "en"}]
 
+# A long file's text that does not repeat every five sentences (as "long" does, where one sentence
+# misheard is one error made a dozen times). No digits: "nine" against "9" is formatting, not hearing.
+STORY = [
+    "The old lighthouse stood on the rocks at the edge of the bay.",
+    "Every evening the keeper climbed the narrow stairs to light the lamp.",
+    "Fishermen trusted the beam to guide them home through the fog.",
+    "One winter a storm broke the glass at the top of the tower.",
+    "The keeper wrapped the lamp in canvas and kept it burning all night.",
+    "In the morning the harbour was calm and the boats came back safely.",
+    "The town council voted to repair the lighthouse before the spring.",
+    "A young engineer arrived from the city with plans for a new lantern.",
+    "She measured the walls and found that the stone was still strong.",
+    "Workers carried heavy beams up the hill on a cold and windy day.",
+    "Children watched from the beach as the crane lifted the new glass.",
+    "The keeper told stories about ships that had sunk near the reef.",
+    "His grandfather had rescued a crew of sailors during a hurricane.",
+    "The engineer wrote down every story in a small leather notebook.",
+    "Later she published a book about the history of the coast.",
+    "Tourists began to visit the village to see the famous tower.",
+    "A small cafe opened near the harbour and served fresh bread and soup.",
+    "The baker woke before sunrise to prepare loaves for the visitors.",
+    "On market days the square was full of farmers selling vegetables.",
+    "Apples, cheese and honey were the most popular things on sale.",
+    "The school organised a trip to the museum in the nearby city.",
+    "Students learned how sailors used the stars to find their way.",
+    "The teacher explained how a compass points towards the north.",
+    "After lunch they walked through the gardens behind the museum.",
+    "A gardener showed them rare flowers that grow only near the sea.",
+    "The bus returned to the village just before the rain started.",
+    "Parents waited at the school gate with umbrellas and warm coats.",
+    "That night the wind was so strong that the windows rattled.",
+    "The electricity failed and the whole village went dark.",
+    "Only the lighthouse kept shining because it had its own generator.",
+    "Neighbours gathered in the church hall and shared candles and tea.",
+    "An elderly woman played the piano while everyone sang old songs.",
+    "By midnight the storm had moved away towards the open ocean.",
+    "Engineers from the power company repaired the lines the next day.",
+    "The mayor thanked the volunteers who had helped during the night.",
+    "A journalist wrote an article about the kindness of the villagers.",
+    "The article was read by thousands of people across the country.",
+    "Soon letters arrived from families who wanted to move to the coast.",
+    "The village built new houses on the hill above the harbour.",
+    "A library was opened in the old post office building.",
+    "The librarian collected books donated by people from far away.",
+    "On rainy afternoons the reading room was always crowded.",
+    "Fishermen repaired their nets on the pier while gulls circled above.",
+    "A painter set up her easel to capture the colours of the sunset.",
+    "Her paintings were later shown in a gallery in the capital.",
+    "Visitors said that the pictures made them feel the cold sea air.",
+    "The keeper finally retired after many years of faithful service.",
+    "His daughter took over the work and learned to maintain the lamp.",
+    "She installed solar panels so that the tower would need less fuel.",
+    "Scientists came to study the birds that nested on the cliffs.",
+    "They counted puffins, gannets and a rare kind of black petrel.",
+    "A documentary about the birds was filmed during the summer.",
+    "The film crew stayed at the small hotel beside the station.",
+    "Every morning the cook prepared eggs, toast and strong coffee.",
+    "The director said that the light on the coast was perfect for filming.",
+    "When the film was released, even more visitors came to the village.",
+    "The council decided to protect the cliffs as a nature reserve.",
+    "Rangers built wooden paths so that people would not disturb the nests.",
+    "Today the lighthouse is still working and guides ships at night.",
+    "People say that its light is a symbol of hope for the whole coast.",
+]
+STORY_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan")
+
+
+def build_story(folder: Path, minutes: float) -> list[dict]:
+    """One long file: STORY read in order (then again), each sentence by one of six voices at its own
+    speed, with pauses of 0.3-2.5 s and a faint noise floor (a recording's pauses are not digital zero)."""
+    rate = 16000
+    rng = np.random.default_rng(1)
+    pieces, reference, total, i = [], [], 0.0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        while total < minutes * 60:
+            text = STORY[i % len(STORY)]
+            voice = STORY_VOICES[i % len(STORY_VOICES)]
+            raw, audio = Path(tmp) / "raw.wav", Path(tmp) / "16k.wav"
+            speed = str(int(rng.integers(140, 176)))
+            subprocess.run(["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), text], check=True)
+            subprocess.run(["sox", "-V1", "-v", "0.8", str(raw), "-r", str(rate), "-c", "1", str(audio)], check=True)
+            speech = soundfile.read(str(audio), dtype="float32")[0]
+            pause = np.zeros(int(rate * rng.uniform(0.3, 2.5)), dtype=np.float32)
+            pieces += [speech, pause]
+            reference.append(text)
+            total += (len(speech) + len(pause)) / rate
+            i += 1
+    signal = np.concatenate(pieces)
+    signal += rng.normal(0.0, 0.003, len(signal)).astype(np.float32)
+    path = folder / "story-en.flac"
+    soundfile.write(str(path), np.clip(signal, -1.0, 1.0), rate)
+    return [{"path": path.name, "reference": " ".join(reference), "language": "en"}]
+
 
 def shared_recordings(folder: Path) -> list[dict]:
     entries = []
@@ -194,7 +288,7 @@ def repeat(source: Path, folder: Path, times: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=("short", "long", "mix", "real", "repeat"))
+    parser.add_argument("kind", choices=("short", "long", "story", "mix", "real", "repeat"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--minutes", type=float, default=12)
@@ -210,6 +304,8 @@ def main() -> None:
         entries = build_short(args.folder, args.files)
     elif args.kind == "long":
         entries = build_long(args.folder, args.minutes)
+    elif args.kind == "story":
+        entries = build_story(args.folder, args.minutes)
     elif args.kind == "real":
         entries = build_real(args.folder)
     else:
