@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,10 +47,13 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
 
 
 class GpuSampler:
-    """Mean utilisation.gpu from nvidia-smi every 200 ms while running (CUDA only)."""
+    """Mean utilisation.gpu from nvidia-smi every 200 ms while running (CUDA only), over the GPUs that
+    CUDA_VISIBLE_DEVICES leaves visible (by index), not over every GPU of the machine."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and shutil.which("nvidia-smi") is not None
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").replace(" ", "")
+        self._visible = [f"--id={visible}"] if visible and all(p.isdigit() for p in visible.split(",")) else []
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,8 +66,8 @@ class GpuSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True).stdout.split()
+            out = subprocess.run(["nvidia-smi", *self._visible, "--query-gpu=utilization.gpu",
+                                  "--format=csv,noheader,nounits"], capture_output=True, text=True).stdout.split()
             if out:
                 self.samples.append(sum(float(x) for x in out) / len(out))
 

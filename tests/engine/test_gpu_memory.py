@@ -266,3 +266,68 @@ def test_cpu_stage_processes_grow_with_the_gpus_and_cores(loaded_model, monkeypa
         monkeypatch.setattr(engine_module.os, "cpu_count", lambda cores=cores: cores)
         engine = gpu_engine(loaded_model, device_indices=devices)
         assert engine.prepare_workers == expected, (cores, devices)
+
+
+def test_the_queues_tail_is_spread_over_the_decoders(loaded_model, make_speech, monkeypatch):
+    """Once every file is prepared and no more will come, the chunks left go out in even shares (never
+    below an opening share) instead of one full batch on one GPU worker while the others idle."""
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
+    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
+    real_prepare, real_compute = engine._prepare, engine._compute_batch
+    first_started, all_prepared, fed = threading.Event(), threading.Event(), threading.Event()
+    prepared: list[int] = []
+    sizes: list[int] = []
+    lock = threading.Lock()
+    last = 8
+
+    def prepare(job, options):
+        if job.job_id > 0:  # the first batch holds file 0 alone
+            assert first_started.wait(20)
+        if job.job_id == last:
+            assert fed.wait(20)  # the job list has ended: what follows is the queue's tail
+        result = real_prepare(job, options)
+        with lock:
+            prepared.append(job.job_id)
+            if len(prepared) == last + 1:
+                all_prepared.set()
+        return result
+
+    def compute(batch, options):
+        with lock:
+            sizes.append(len(batch))
+            first = len(sizes) == 1
+        if first:
+            first_started.set()
+            assert all_prepared.wait(20)  # the second decoder sees every file ready
+        return real_compute(batch, options)
+
+    def jobs(speech):
+        for i in range(last + 1):
+            yield EngineJob(i, speech)
+        fed.set()
+
+    monkeypatch.setattr(engine, "_prepare", prepare)
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
+    # Batches of at most 8 chunks, two decoders: an opening share is 4.
+    events = list(engine.run(jobs(speech), TranscribeOptions(batch_size=8, temperatures=(0.0,)), threading.Event()))
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == list(range(last + 1))
+    # Eight files left for two decoders: four and four (it was one batch of eight).
+    assert sizes == [1, 4, 4], sizes
+
+
+def test_a_tail_share_is_even_but_never_below_an_opening_share(loaded_model):
+    engine = gpu_engine(loaded_model)
+    states = []
+    for i, seconds in enumerate([10.0, 20.0, 30.0]):
+        state = _JobState(EngineJob(i, f"{i}.wav"), Future())
+        chunks = [Chunk(k, np.zeros((80, 10), np.float32), 0.0, seconds, seconds) for k in range(20)]
+        state.prepared = _Prepared(20 * seconds, chunks, None, 0.0)
+        states.append(state)
+    states[0].next_chunk = 4  # four of file 0's chunks are already sent
+    limits, opening = BatchLimits(96, 960.0), BatchLimits(19, 192.0)
+    # 56 chunks and 1160 s left over four decoders: 14 chunks (below the opening 19) and 290 s.
+    assert engine._tail_share(states, limits, opening, 4) == BatchLimits(19, 290.0)
+    assert engine._tail_share(states, limits, opening, 2) == BatchLimits(28, 580.0)
+    assert engine._tail_share(states, BatchLimits(20, 300.0), opening, 2) == BatchLimits(20, 300.0)
