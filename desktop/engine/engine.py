@@ -443,12 +443,6 @@ class Engine:
                 # not wait for a long one's preparation.
                 room = len(computing) < parallel and len(in_flight) < MAX_UNEMITTED_BATCHES * parallel
                 take = opening if parallel > 1 and len(computing) < parallel - 1 else limits
-                if parallel > 1 and feeding_done.is_set() and not self._preparing(states):
-                    # The queue's tail: every chunk left is ready and no more will come. A batch takes an
-                    # even share of them, never less than an opening share: two full batches on two
-                    # workers while the others idle ended the 828-file queue (its last 2.8 s on one GPU),
-                    # and shares below the opening one (2 chunks) made short queues slower.
-                    take = self._tail_share(states, take, opening, parallel)
                 patient = False
                 if not room:
                     fill = False
@@ -576,21 +570,6 @@ class Engine:
             if chunks >= limits.chunks or seconds >= limits.seconds:
                 return True
         return False
-
-    @classmethod
-    def _tail_share(
-        cls, states: list[_JobState], limits: BatchLimits, opening: BatchLimits, parallel: int
-    ) -> BatchLimits:
-        """A decoder's share of the chunks waiting to be sent (by count and by seconds): an even share,
-        at least `opening`, at most `limits`."""
-        chunks, seconds = 0, 0.0
-        for waiting in cls._waiting_chunks(states):
-            chunks += len(waiting)
-            seconds += sum(c.duration_s for c in waiting)
-        return BatchLimits(
-            min(limits.chunks, max(opening.chunks, math.ceil(chunks / parallel))),
-            min(limits.seconds, max(opening.seconds, seconds / parallel)),
-        )
 
     @staticmethod
     def _preparing(states: list[_JobState]) -> bool:
