@@ -164,6 +164,8 @@ def main() -> None:
     parser.add_argument("--workers-per-gpu", type=int, default=None,
                         help="CTranslate2 workers on each GPU (default: the app's choice)")
     parser.add_argument("--prepare-workers", type=int, default=None, help="Verbatim's CPU-stage threads")
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="CTranslate2's threads on the CPU, for every pipeline (default: the app's choice)")
     parser.add_argument("--parallel-batches", type=int, default=None, help="Verbatim's batches in flight")
     parser.add_argument("--no-fallback", action="store_true", help="Verbatim without temperature fallback")
     parser.add_argument("--seed", type=int, default=1234, help="random seed for sampled fallback")
@@ -179,7 +181,7 @@ def main() -> None:
     paths = [args.corpus / entry["path"] for entry in manifest]
     audio_s = audio_seconds(paths)
     loaded = load_model(args.model, device=args.device, compute_type=args.compute_type,
-                        workers_per_gpu=args.workers_per_gpu)
+                        workers_per_gpu=args.workers_per_gpu, cpu_threads=args.cpu_threads)
     print(f"model {loaded.description}, {loaded.workers_per_gpu} workers per GPU; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
     from faster_whisper.vad import get_vad_model
 
