@@ -74,7 +74,7 @@ OPENING_WAIT_S = 0.25
 # Finished batches waiting for an earlier one to be emitted, at most this many per decoder.
 MAX_UNEMITTED_BATCHES = 4
 # CPU-stage processes feeding the GPUs: a core each, two cores left for the decoder threads, at most
-# this many per GPU (two GPUs on a 32-core machine prepared the 828-file queue in 3.0-3.4 s instead of 3.8 s).
+# this many per GPU (two GPUs on 32 cores ran the 828-file queue in 5.5-5.8 s with 28, 6.1 s with 16).
 MAX_GPU_PREPARE_WORKERS = 16
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
