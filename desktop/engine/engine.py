@@ -636,7 +636,8 @@ class Engine:
     def _compute_batch(self, batch: list[_Item], options: TranscribeOptions) -> list[_Decoded]:
         """The model's part of a batch (encode, detect, decode, fallback, align). Runs on a decoder
         thread, several at once when there are several GPUs; touches no job state but languages."""
-        self.stats.mark("batch", items=len(batch), speech=round(sum(i.chunk.duration_s for i in batch), 1))
+        if self.stats.tracing:  # (its details are not worth working out otherwise)
+            self.stats.mark("batch", items=len(batch), speech=round(sum(i.chunk.duration_s for i in batch), 1))
         decoded, encoder_output = self._generate_with_backoff(batch, options)
         with self.stats.timed("align"):
             self._align_words(batch, decoded, encoder_output)
@@ -720,7 +721,8 @@ class Engine:
             self._detect_languages(batch, encoder_output, options)
         with self.stats.timed("generate"):
             decoded = self._generate_items(batch, encoder_output, options, temperature=0.0)
-        self.stats.mark("generated", items=len(batch), tokens=max((len(d.tokens) for d in decoded), default=0))
+        if self.stats.tracing:
+            self.stats.mark("generated", items=len(batch), tokens=max((len(d.tokens) for d in decoded), default=0))
         # Temperature fallback, batched over the items that need it (usually none).
         attempts: list[list[_Decoded]] = [[d] for d in decoded]
         if self.fallback_at_once:
@@ -749,8 +751,9 @@ class Engine:
             with self.stats.timed("fallback"):
                 sub = [batch[i] for i in retry]
                 again = self._generate_items(sub, encoder_output[retry], options, temperature=temperature)
-            self.stats.mark("fallback", temperature=temperature, items=len(retry),
-                            tokens=max((len(d.tokens) for d in again), default=0))
+            if self.stats.tracing:
+                self.stats.mark("fallback", temperature=temperature, items=len(retry),
+                                tokens=max((len(d.tokens) for d in again), default=0))
             for i, result in zip(retry, again):
                 attempts[i].append(result)
                 decoded[i] = result
@@ -788,8 +791,9 @@ class Engine:
             if failure is not None:
                 raise failure
         self.stats.count_fallback(len(retry) * len(temperatures))
-        self.stats.mark("fallback", temperature=f"{temperatures[0]}-{temperatures[-1]}", items=len(retry),
-                        tokens=max((len(d.tokens) for results in rounds for d in results), default=0))
+        if self.stats.tracing:
+            self.stats.mark("fallback", temperature=f"{temperatures[0]}-{temperatures[-1]}", items=len(retry),
+                            tokens=max((len(d.tokens) for results in rounds for d in results), default=0))
         for k, i in enumerate(retry):
             for results in rounds:
                 attempts[i].append(results[k])

@@ -253,14 +253,17 @@ def _warm_stages() -> None:
     resampler), Silero VAD and the mel features. The first call of each is slower than the rest (imports,
     ONNX's first run, allocations), and a user's first files should not pay for it."""
     import io
-
-    import soundfile
+    import wave
 
     from desktop.engine.audio import _av_pieces
 
     rng = np.random.default_rng(0)
     wav = io.BytesIO()
-    soundfile.write(wav, rng.normal(0, 0.1, 44100).astype(np.float32), 44100, format="WAV")  # a CD rate: resampled
+    with wave.open(wav, "wb") as out:  # the standard library's writer: nothing more to load in each process
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(44100)  # a CD rate: resampled
+        out.writeframes((rng.normal(0, 0.1, 44100) * 32767).clip(-32768, 32767).astype("<i2").tobytes())
     wav.seek(0)
     for _ in _av_pieces(wav):
         pass
