@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -120,6 +121,11 @@ def _run_engine(engine, paths, options, texts):
     if TRACE:
         print_trace(engine.stats.trace)
     print(f"  verbatim phases: {engine.stats.summary()}; batches of at most {limits.chunks} chunks, {limits.seconds} s")
+    for summary in engine.shard_summaries:
+        print(f"  shard {summary}")
+    if engine.shard_summaries:
+        takers = Counter(engine.shard_of_job.values())
+        print(f"  files per engine process: {', '.join(f'{k} {v}' for k, v in sorted(takers.items()))}")
     return [" ".join(texts[i]) for i in range(len(paths))]
 
 
@@ -172,6 +178,8 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print each file's hypothesis")
     parser.add_argument("--texts", type=Path, default=None,
                         help="write every pipeline's hypotheses to this JSON file ({pipeline: [text per file]})")
+    parser.add_argument("--one-process", action="store_true",
+                        help="drive every GPU from this process (default: an engine process per extra GPU)")
     parser.add_argument("--trace", action="store_true", help="print Verbatim's timeline of files and batches")
     args = parser.parse_args()
     global TRACE
@@ -181,7 +189,8 @@ def main() -> None:
     paths = [args.corpus / entry["path"] for entry in manifest]
     audio_s = audio_seconds(paths)
     loaded = load_model(args.model, device=args.device, compute_type=args.compute_type,
-                        workers_per_gpu=args.workers_per_gpu, cpu_threads=args.cpu_threads)
+                        workers_per_gpu=args.workers_per_gpu, cpu_threads=args.cpu_threads,
+                        gpu_processes=not args.one_process)
     print(f"model {loaded.description}, {loaded.workers_per_gpu} workers per GPU; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
     from faster_whisper.vad import get_vad_model
 

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
@@ -59,6 +59,7 @@ from desktop.engine.prepare import (
     start_worker_processes,
     worker_processes,
 )
+from desktop.engine.shards import CancelJob, RemoteShard, ShardModel, ShardSpec, run_sharded, shards_for
 
 log = logging.getLogger(__name__)
 
@@ -195,16 +196,22 @@ class Engine:
         prepare_workers: int | None = None,
         parallel_batches: int | None = None,
         prepare_in_processes: bool | None = None,
+        remote_shards: Sequence[ShardSpec] | None = None,
     ) -> None:
         self.model = model
         self.whisper = model.whisper
+        # Further GPUs each have an engine process of its own (desktop/engine/shards.py); this one
+        # drives the model in this process. None: one per GPU in model.shard_gpus.
+        if remote_shards is None:
+            remote_shards = [ShardSpec("cuda", index) for index in model.shard_gpus] if model.device == "cuda" else []
+        engines = 1 + len(remote_shards)
         # Decoding, VAD and features release the GIL for most of their time, so a thread per core keeps
-        # a GPU fed; on the CPU the model itself wants the cores, so fewer.
+        # a GPU fed; on the CPU the model itself wants the cores, so fewer. Shards share the cores.
         cores = os.cpu_count() or 2
         self.prepare_workers = prepare_workers or (
-            max(2, min(MAX_GPU_PREPARE_WORKERS * len(model.device_indices), cores - 2))
+            max(2, min(MAX_GPU_PREPARE_WORKERS * len(model.device_indices), (cores - 2) // engines))
             if model.device == "cuda"
-            else max(1, cores // 2)
+            else max(1, cores // 2 // engines)
         )
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
@@ -239,6 +246,15 @@ class Engine:
         )
         if getattr(self.whisper.model, "device", model.device) == "cuda":  # (tests schedule the CPU model as a GPU's)
             self._starting.append(self._warm_once())
+        self._remotes: list[RemoteShard] = []
+        if remote_shards:
+            shard_model = ShardModel(
+                model.path, model.compute_type, model.workers_per_gpu, self.prepare_workers, prepare_in_processes
+            )
+            self._remotes = shards_for(self.whisper, remote_shards, shard_model)
+            self._starting.extend(shard.ready for shard in self._remotes)
+        self.shard_summaries: list[str] = []  # the remote shards' RunStats summaries of the last run
+        self.shard_of_job: dict[int, str] = {}  # in the last run, which shard took each job
 
     def _warm_once(self) -> Future[Any]:
         """Every GPU worker decodes one full-size batch, once per loaded model (not per engine: the app
@@ -332,6 +348,8 @@ class Engine:
     def cancel_job(self, job_id: int) -> None:
         with self._lock:
             self._cancelled.add(job_id)
+        for shard in self._remotes:
+            shard.send(CancelJob(job_id))
 
     def _is_cancelled(self, job_id: int) -> bool:
         with self._lock:
@@ -339,6 +357,20 @@ class Engine:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(
+        self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
+    ) -> Iterator[Event]:
+        """Transcribe the jobs as they come (pulled lazily), yielding their events. With remote shards,
+        they and this process's engine take jobs from the same queue."""
+        self.shard_summaries, self.shard_of_job = [], {}
+        if not self._remotes:
+            return self._run_here(jobs, options, cancel)
+
+        def local(shared_jobs: Iterable[EngineJob], local_cancel: threading.Event) -> Iterator[Event]:
+            return self._run_here(shared_jobs, options, local_cancel)
+
+        return run_sharded(local, self._remotes, jobs, options, cancel, self.shard_summaries, self.shard_of_job)
+
+    def _run_here(
         self, jobs: Iterable[EngineJob], options: TranscribeOptions, cancel: threading.Event
     ) -> Iterator[Event]:
         limits = self.batch_limits(options)

@@ -26,12 +26,15 @@ class LoadedModel:
     # Why the device differs from the one asked for (e.g. "CUDA unavailable: ... — using the CPU").
     device_note: str | None
     whisper: Any  # faster_whisper.WhisperModel
-    device_indices: tuple[int, ...] = (0,)
+    device_indices: tuple[int, ...] = (0,)  # the GPUs of `whisper`, in this process
     workers_per_gpu: int = 1
+    # Further GPUs, each served by an engine process of its own with its own replica (engine/shards.py).
+    shard_gpus: tuple[int, ...] = ()
 
     @property
     def description(self) -> str:
-        where = self.device if self.device == "cpu" else f"cuda:{','.join(map(str, self.device_indices))}"
+        gpus = (*self.device_indices, *self.shard_gpus)
+        where = self.device if self.device == "cpu" else f"cuda:{','.join(map(str, gpus))}"
         return f"{self.name} on {where} ({self.compute_type})"
 
 
@@ -69,6 +72,9 @@ def load_model(
     cpu_threads: int = 0,
     # CTranslate2 workers (model replicas) per GPU; None: auto_workers_per_gpu.
     workers_per_gpu: int | None = None,
+    # With several GPUs: this process drives the first and each other one gets an engine process
+    # (False: one process drives them all, as before; benchmarks compare the two).
+    gpu_processes: bool = True,
 ) -> LoadedModel:
     """Resolve (assemble or download) the model, load it on the best device and warm it up."""
     from desktop.engine import models
@@ -88,6 +94,7 @@ def load_model(
     note: str | None = None
     whisper = None
     chosen = "cpu"
+    shard_gpus: tuple[int, ...] = ()
     if device in ("auto", "cuda"):
         count = cuda_device_count()
         indices = device_indices or tuple(range(count))
@@ -98,11 +105,13 @@ def load_model(
                 chosen_type = pick_compute_type("cuda", compute_type)
                 if workers_per_gpu is None:
                     workers_per_gpu = auto_workers_per_gpu(path, indices)
-                whisper = _construct(path, "cuda", chosen_type, list(indices), cpu_threads, workers_per_gpu)
+                here = indices[:1] if gpu_processes else indices
+                whisper = _construct(path, "cuda", chosen_type, list(here), cpu_threads, workers_per_gpu)
                 _warm(whisper)
                 chosen = "cuda"
                 compute_type = chosen_type
-                device_indices = indices
+                device_indices = here
+                shard_gpus = tuple(indices[len(here) :])
             except Exception as exc:  # noqa: BLE001 - CUDA fails in many ways (cuBLAS missing, OOM, driver)
                 note = f"CUDA failed ({_first_line(exc)}); using the CPU"
                 whisper = None
@@ -131,6 +140,7 @@ def load_model(
         whisper=whisper,
         device_indices=tuple(device_indices or (0,)),
         workers_per_gpu=(workers_per_gpu or 1) if chosen == "cuda" else 1,
+        shard_gpus=shard_gpus,
     )
 
 

@@ -357,6 +357,17 @@ def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: in
         return pool
 
 
+def close_worker_processes() -> None:
+    """Stop every pool's processes and wait for them. A spawned process that made pools must, before it
+    ends: multiprocessing waits for its non-daemon children (the pools' processes) before the
+    interpreter's exit handlers would shut the pools down, so it would never end."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def discard_worker_processes(pool: ProcessPoolExecutor) -> None:
     """Forget a broken pool (a worker died), so the next call makes a new one."""
     with _pools_lock:
