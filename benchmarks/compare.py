@@ -209,11 +209,12 @@ def main() -> None:
             # file is queued: that start-up is outside the timing, like the model's load for every pipeline.
             # "verbatim@32" runs at batch 32; "verbatim@32/pw14/pb4" also with 14 CPU-stage processes and
             # 4 batches in flight, "/nf" without temperature fallback, "/fa" or "/ft" with the fallback
-            # temperatures sampled at once or in turn, "/ni0" with CPU-stage processes at niceness 0
+            # temperatures sampled at once or in turn, "/ni0" with CPU-stage processes at niceness 0,
+            # "/fw" with 30 s encoder windows, "/em256" with windows of a chunk's frames plus 256
             # (settings side by side in one run).
             spec = name.partition("@")[2].split("/")
             settings = {part[:2]: int(part[2:] or 1) for part in spec[1:]
-                        if part[:2] in ("pw", "pb", "nf", "fa", "ft", "ni")}
+                        if part[:2] in ("pw", "pb", "nf", "fa", "ft", "ni", "fw", "em")}
             from desktop.engine import prepare
 
             prepare.WORKER_NICENESS = settings.get("ni", default_niceness)
@@ -224,6 +225,10 @@ def main() -> None:
                                        args.no_fallback or bool(settings.get("nf")))
             if "fa" in settings or "ft" in settings:  # fallback temperatures at once / in turn
                 engine.fallback_at_once = "fa" in settings
+            if "fw" in settings:  # every chunk over a full 30 s encoder window
+                engine.encoder_margin_frames = None
+            elif "em" in settings:  # chunks over their own frames plus this margin
+                engine.encoder_margin_frames = settings["em"]
             engine.wait_ready()
         with GpuSampler(loaded.device == "cuda") as gpu:
             start = time.perf_counter()

@@ -77,6 +77,14 @@ MAX_UNEMITTED_BATCHES = 4
 # CPU-stage processes feeding the GPUs: a core each, two cores left for the decoder threads, at most
 # this many per GPU (two GPUs on 32 cores ran the 828-file queue in 5.5-5.8 s with 28, 6.1 s with 16).
 MAX_GPU_PREPARE_WORKERS = 16
+# On the CPU the encoder reads each chunk over its own frames plus this margin, rounded up to a step,
+# not always over 30 s: a 7 s file costs a 10 s window, not a full one (the encoder was most of the
+# CPU's time). Without a margin of silence after the speech, Whisper may not find the end and loop
+# (whisper.cpp's audio_ctx, github.com/ggml-org/whisper.cpp/issues/1951). A chunk's window depends on
+# the chunk alone, never on what it is batched with, so a file's text does not either; a batch is
+# encoded and decoded per window. Measured in benchmarks/README.md.
+ENCODER_MARGIN_FRAMES = 256
+ENCODER_WINDOW_STEP_FRAMES = 500
 LANGUAGE_SWITCH_MIN_S = 8.0
 LANGUAGE_SWITCH_MIN_PROBABILITY = 0.8
 
@@ -225,6 +233,8 @@ class Engine:
         self.tracing = False  # RunStats.trace: benchmarks/compare.py --trace
         # Fallback temperatures sampled together (GPU: spare room) or in turn (CPU: every core is busy).
         self.fallback_at_once = model.device == "cuda"
+        # None: every chunk over 30 s, as faster-whisper (on a GPU the encoder is a small share of a batch).
+        self.encoder_margin_frames: int | None = ENCODER_MARGIN_FRAMES if model.device == "cpu" else None
         self._pool: ThreadPoolExecutor | None = None
         self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
         # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
@@ -670,11 +680,17 @@ class Engine:
         thread, several at once when there are several GPUs; touches no job state but languages."""
         if self.stats.tracing:  # (its details are not worth working out otherwise)
             self.stats.mark("batch", items=len(batch), speech=round(sum(i.chunk.duration_s for i in batch), 1))
-        decoded, encoder_output = self._generate_with_backoff(batch, options)
-        with self.stats.timed("align"):
-            self._align_words(batch, decoded, encoder_output)
+        windows = [encoder_window(item.chunk.features.shape[-1], self.encoder_margin_frames) for item in batch]
+        by_row: dict[int, _Decoded] = {}
+        for window in dict.fromkeys(windows):  # in the order of their first chunk
+            rows = [i for i, w in enumerate(windows) if w == window]
+            part = batch if len(rows) == len(batch) else [batch[i] for i in rows]
+            part_decoded, encoder_output = self._generate_with_backoff(part, options, window)
+            with self.stats.timed("align"):
+                self._align_words(part, part_decoded, encoder_output)
+            by_row.update(zip(rows, part_decoded))
         self.stats.mark("batch done", items=len(batch))
-        return decoded
+        return [by_row[i] for i in range(len(batch))]
 
     def _emit_batch(
         self, batch: list[_Item], computed: Future[list[_Decoded]], options: TranscribeOptions
@@ -730,22 +746,25 @@ class Engine:
                 yield JobFinished(job_id)
 
     def _generate_with_backoff(
-        self, batch: list[_Item], options: TranscribeOptions
+        self, batch: list[_Item], options: TranscribeOptions, frames: int = FRAMES_PER_CHUNK
     ) -> tuple[list[_Decoded], np.ndarray]:
+        """`frames`: the batch's encoder window; its halves keep it (their outputs are joined)."""
         try:
-            return self._generate(batch, options)
+            return self._generate(batch, options, frames)
         except RuntimeError as exc:
             # A CUDA out-of-memory halves the batch and tries again; it never fails a job.
             if "out of memory" not in str(exc).lower() or len(batch) == 1:
                 raise
             half = len(batch) // 2
             log.warning("out of GPU memory at batch %d; retrying as %d + %d", len(batch), half, len(batch) - half)
-            first, first_output = self._generate_with_backoff(batch[:half], options)
-            second, second_output = self._generate_with_backoff(batch[half:], options)
+            first, first_output = self._generate_with_backoff(batch[:half], options, frames)
+            second, second_output = self._generate_with_backoff(batch[half:], options, frames)
             return first + second, np.concatenate([first_output, second_output])
 
-    def _generate(self, batch: list[_Item], options: TranscribeOptions) -> tuple[list[_Decoded], np.ndarray]:
-        features = padded_features([item.chunk.features for item in batch])
+    def _generate(
+        self, batch: list[_Item], options: TranscribeOptions, frames: int = FRAMES_PER_CHUNK
+    ) -> tuple[list[_Decoded], np.ndarray]:
+        features = padded_features([item.chunk.features for item in batch], frames)
         self.stats.count_batch(len(batch))
         with self.stats.timed("encode"):
             encoder_output = self._encode(features)
@@ -1003,8 +1022,9 @@ class Engine:
             tok = self._tokenizer(language, "transcribe")
             output = encoder_output if len(indices) == len(batch) else encoder_output[indices]
             text_tokens = [[t for t in decoded[i].tokens if t < tok.eot] for i in indices]
+            window = 2 * output.shape[1]  # the encoder's frames (it halves them)
             alignments = whisper.find_alignment(
-                tok, text_tokens, _storage(output), [_chunk_frames(batch[i].chunk) for i in indices]
+                tok, text_tokens, _storage(output), [min(window, _chunk_frames(batch[i].chunk)) for i in indices]
             )
             for i, alignment in zip(indices, alignments):
                 _tidy_alignment(alignment)
@@ -1139,13 +1159,23 @@ def _token_allowance(item: _Item) -> int:
     return MIN_TOKEN_ALLOWANCE + math.ceil(item.chunk.duration_s * MAX_TOKENS_PER_S)
 
 
-def padded_features(chunks: list[np.ndarray]) -> np.ndarray:
-    """(batch, n_mels, 3000) float32: each chunk's frames, then zeros (faster-whisper's pad_or_trim)."""
+def encoder_window(frames: int, margin_frames: int | None) -> int:
+    """The encoder window of a chunk of `frames` frames: them plus the margin, rounded up to a step (so
+    a batch's chunks share a few windows), at most 30 s; 30 s when margin_frames is None."""
+    if margin_frames is None:
+        return FRAMES_PER_CHUNK
+    step = ENCODER_WINDOW_STEP_FRAMES
+    return min(FRAMES_PER_CHUNK, -(-(frames + margin_frames) // step) * step)
+
+
+def padded_features(chunks: list[np.ndarray], frames: int = FRAMES_PER_CHUNK) -> np.ndarray:
+    """(batch, n_mels, frames) float32: each chunk's frames, then zeros (faster-whisper's pad_or_trim
+    when frames is 3000)."""
     n_mels = chunks[0].shape[0]
-    out = np.zeros((len(chunks), n_mels, FRAMES_PER_CHUNK), dtype=np.float32)
+    out = np.zeros((len(chunks), n_mels, frames), dtype=np.float32)
     for row, features in zip(out, chunks):
-        frames = min(FRAMES_PER_CHUNK, features.shape[-1])
-        row[:, :frames] = features[:, :frames]
+        taken = min(frames, features.shape[-1])
+        row[:, :taken] = features[:, :taken]
     return out
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from desktop.core.segment import Word
-from desktop.engine.engine import Engine, group_words
+from desktop.engine.engine import Engine, encoder_window, group_words
 from desktop.engine.events import (
     EngineJob,
     JobCancelled,
@@ -316,11 +316,13 @@ def test_out_of_memory_halves_the_batch_and_fails_no_job(loaded_model, make_spee
     real_generate = engine._generate
     sizes: list[int] = []
 
-    def generate_on_a_small_card(batch, opts):
+    def generate_on_a_small_card(batch, opts, frames):
         sizes.append(len(batch))
+        # The halves keep their part's window (the encoder outputs of a part are joined).
+        assert frames == max(encoder_window(i.chunk.features.shape[-1], engine.encoder_margin_frames) for i in batch)
         if len(batch) > 1:
             raise RuntimeError("CUDA failed with error out of memory")
-        return real_generate(batch, opts)
+        return real_generate(batch, opts, frames)
 
     monkeypatch.setattr(engine, "_generate", generate_on_a_small_card)
     events = list(engine.run(jobs, options, threading.Event()))
@@ -350,7 +352,7 @@ def test_a_gpu_failure_ends_the_run_but_a_cpu_failure_fails_the_jobs(loaded_mode
     # The real model on the CPU, labelled as a GPU model: only the engine's reaction is under test.
     engine = Engine(replace(loaded_model, device=device), prepare_in_processes=False, parallel_batches=1)
 
-    def broken_card(batch, opts):
+    def broken_card(batch, opts, frames):
         raise RuntimeError("CUDA failed with error an illegal memory access was encountered")
 
     monkeypatch.setattr(engine, "_generate", broken_card)
@@ -474,3 +476,37 @@ def test_the_gpu_warm_up_runs_once_per_loaded_model(loaded_model, monkeypatch):
     assert second._warm_once() is warming
     assert warming.result(timeout=10) is None
     assert len(calls) == 1
+
+
+def test_encoder_windows_follow_the_chunk_alone():
+    from desktop.engine.engine import encoder_window
+
+    assert encoder_window(700, 256) == 1000  # a 7 s chunk: a 10 s window
+    assert encoder_window(750, 256) == 1500  # its margin never below 256 frames
+    assert encoder_window(2600, 256) == 3000 and encoder_window(3000, 256) == 3000  # never past 30 s
+    assert encoder_window(700, None) == 3000  # off: faster-whisper's 30 s
+
+
+def test_a_files_text_does_not_depend_on_its_batch(loaded_model, make_speech, monkeypatch):
+    """On the CPU short chunks are encoded over short windows; a batch with chunks of several windows is
+    encoded per window, so a file comes out the same alone or beside a long one."""
+    short = make_speech("The horizon seems extremely distant.", "en")
+    long = make_speech(EN_TEXT + " " + EN_TEXT + " " + EN_TEXT, "en")
+    options = TranscribeOptions(batch_size=4, temperatures=(0.0,))
+    engine = Engine(loaded_model)
+    assert engine.encoder_margin_frames is not None
+    windows: list[int] = []
+    real_encode = engine._encode
+
+    def encode(features):
+        windows.append(features.shape[-1])
+        return real_encode(features)
+
+    monkeypatch.setattr(engine, "_encode", encode)
+    alone = list(engine.run([EngineJob(0, short)], options, threading.Event()))
+    assert len(windows) == 1 and windows[0] <= 1000  # about 3 s of speech: a 5 or 10 s window, not 30 s
+    windows.clear()
+    beside = list(engine.run([EngineJob(0, short), EngineJob(1, long)], options, threading.Event()))
+    assert len(windows) == 2 and windows[0] < windows[1] < 3000  # one batch, encoded in two parts
+    assert text_of(beside, 0) == text_of(alone, 0) and "horizon" in text_of(alone, 0).lower()
+    assert "quick brown fox" in text_of(beside, 1).lower()

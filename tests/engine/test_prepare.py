@@ -123,6 +123,9 @@ def test_chunks_carry_their_own_frames_and_batch_padded(make_speech, loaded_mode
     assert batch.shape == (2, 80, prepare.FRAMES_PER_CHUNK)
     np.testing.assert_array_equal(batch[0], pad_or_trim(chunk.features, prepare.FRAMES_PER_CHUNK))
     np.testing.assert_array_equal(batch[1], pad_or_trim(long, prepare.FRAMES_PER_CHUNK))
+    short = padded_features([chunk.features], 1000)  # a short window (the CPU's): the frames, then zeros
+    assert short.shape == (1, 80, 1000)
+    np.testing.assert_array_equal(short[0], pad_or_trim(chunk.features, 1000))
 
 
 def test_a_worker_process_warms_each_stage_it_runs(loaded_model, monkeypatch):
