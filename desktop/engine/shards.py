@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_objects
 from pathlib import Path
 from typing import Any
 
@@ -314,8 +315,15 @@ class RemoteShard:
         self.ready: Future[str] = Future()
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
+        # Reaping the process (join, exitcode) from two threads at once can leave exitcode None for a
+        # moment (the loser's waitpid fails), so it happens under this lock.
+        self._reap_lock = threading.Lock()
         self._run: _ShardRun | None = None
         threading.Thread(target=self._receive, name=f"verbatim-shard-{spec.device_index}", daemon=True).start()
+
+    def running(self) -> bool:
+        with self._reap_lock:
+            return self.process.is_alive()
 
     def send(self, message: object) -> bool:
         try:
@@ -343,13 +351,15 @@ class RemoteShard:
                 run = self._run
             if run is not None and getattr(message, "run_id", None) == run.run_id:
                 run.receive(message)
-        self.process.join(timeout=STOP_WAIT_S)
+        wait_for_objects([self.process.sentinel], timeout=STOP_WAIT_S)  # ended (or about to): not reaped here
+        with self._reap_lock:
+            exit_code = self.process.exitcode
         if not self.ready.done():
             self.ready.set_exception(RuntimeError(f"the engine process for {self.spec.name} stopped while loading"))
         with self._lock:
             run = self._run
         if run is not None:
-            run.died(self.process.exitcode)
+            run.died(exit_code)
 
     def begin(self, run: _ShardRun) -> None:
         with self._lock:
@@ -362,10 +372,11 @@ class RemoteShard:
 
     def stop(self) -> None:
         self.send(_Stop())
-        self.process.join(timeout=STOP_WAIT_S)
-        if self.process.is_alive():
-            self.process.terminate()
+        with self._reap_lock:
             self.process.join(timeout=STOP_WAIT_S)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(timeout=STOP_WAIT_S)
         self._conn.close()
 
 
@@ -529,7 +540,7 @@ def shards_for(owner: Any, specs: Sequence[ShardSpec], model: ShardModel) -> lis
         out = []
         for spec in specs:
             shard = known.get((spec, model))
-            if shard is None or not shard.process.is_alive():
+            if shard is None or not shard.running():
                 shard = known[(spec, model)] = RemoteShard(spec, model)
                 _every_shard.add(shard)
             out.append(shard)

@@ -27,7 +27,8 @@ TEXTS = [
     ("Buenos días. Hoy vamos a la playa.", "es"),
     ("Please call Stella and ask her to bring these things.", "en"),
 ]
-OPTIONS = TranscribeOptions(temperatures=(0.0,))
+# Batches of two: this process then reads at most 8 files ahead, and the shard gets some of twelve.
+OPTIONS = TranscribeOptions(temperatures=(0.0,), batch_size=2)
 READY_S = 120
 
 
@@ -42,7 +43,7 @@ def shard_engine(loaded_model):
 
 @pytest.fixture
 def queue_files(make_speech):
-    # Twelve files: more than this process's read-ahead on the CPU (8), so the shard gets some.
+    # Twelve files: more than this process's read-ahead (see OPTIONS), so the shard gets some.
     return [make_speech(text, voice) for text, voice in TEXTS] * 3
 
 
