@@ -510,3 +510,66 @@ def test_a_files_text_does_not_depend_on_its_batch(loaded_model, make_speech, mo
     assert len(windows) == 2 and windows[0] < windows[1] < 3000  # one batch, encoded in two parts
     assert text_of(beside, 0) == text_of(alone, 0) and "horizon" in text_of(alone, 0).lower()
     assert "quick brown fox" in text_of(beside, 1).lower()
+
+
+def test_cpu_batches_hold_eight_chunks_after_a_first_of_four(loaded_model, make_speech, monkeypatch):
+    texts = [(EN_TEXT, "en"), (DE_TEXT, "de"), (ES_TEXT, "es")]
+    files = [make_speech(text, voice) for text, voice in texts] * 4
+    engine = Engine(loaded_model)
+    sizes: list[int] = []
+    real_compute = engine._compute_batch
+
+    def compute(batch, options):
+        sizes.append(len(batch))
+        return real_compute(batch, options)
+
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    events = list(engine.run([EngineJob(i, f) for i, f in enumerate(files)], TranscribeOptions(temperatures=(0.0,)),
+                             threading.Event()))
+    assert len([e for e in events if isinstance(e, JobFinished)]) == len(files)
+    assert max(sizes) == 8, sizes
+
+
+def test_the_first_cpu_batch_takes_half_even_when_more_is_ready(loaded_model, monkeypatch):
+    """The scheduler alone (its stages replaced): twelve files, all ready when it first looks, go out as 4
+    then 8."""
+    from concurrent.futures import wait as futures_wait
+
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    from desktop.engine.engine import _Decoded, _Prepared
+    from desktop.engine.prepare import Chunk
+
+    engine = Engine(loaded_model)
+    speech = [{"start": 0, "end": 3 * 16000}]
+    prepared_all = threading.Semaphore(0)
+
+    def prepare(job, options):
+        prepared_all.release()
+        features = np.zeros((80, 300), np.float32)
+        return _Prepared(3.0, [Chunk(0, features, 0.0, 3.0, 3.0)], SpeechTimestampsMap(speech, 16000), 0.0)
+
+    real_ready_fills = engine._ready_fills
+    first_look = threading.Event()
+
+    def ready_fills(states, limits):
+        if not first_look.is_set():  # hold the scheduler's first look until every file is ready
+            first_look.set()
+            for _ in range(12):
+                assert prepared_all.acquire(timeout=30)
+            futures_wait([state.future for state in states], timeout=30)
+        return real_ready_fills(states, limits)
+
+    sizes: list[int] = []
+
+    def compute(batch, options):
+        sizes.append(len(batch))
+        return [_Decoded(tokens=[], avg_logprob=-0.1, no_speech_prob=0.0) for _ in batch]
+
+    monkeypatch.setattr(engine, "_prepare", prepare)
+    monkeypatch.setattr(engine, "_ready_fills", ready_fills)
+    monkeypatch.setattr(engine, "_compute_batch", compute)
+    events = list(engine.run([EngineJob(i, Path(f"{i}.wav")) for i in range(12)], TranscribeOptions(),
+                             threading.Event()))
+    assert sum(isinstance(e, JobFinished) for e in events) == 12
+    assert sizes == [4, 8]

@@ -84,7 +84,7 @@ def test_gpu_batches_are_sized_by_seconds_and_capped_by_free_memory(loaded_model
     assert gpu_engine(loaded_model).batch_limits(replace(options, batch_size=64)).chunks == 40
     # On the CPU: a count, and no memory question asked.
     monkeypatch.setattr(engine_module, "free_bytes", lambda index: pytest.fail("asked the CPU for GPU memory"))
-    assert Engine(loaded_model).batch_limits(options) == BatchLimits(4, math.inf)
+    assert Engine(loaded_model).batch_limits(options) == BatchLimits(8, math.inf)
 
 
 def prepared_state(job_id: int, durations: list[float]) -> _JobState:
