@@ -361,7 +361,9 @@ class Engine:
         with self._lock:
             self._cancelled.add(job_id)
         for shard in self._remotes:
-            shard.send(CancelJob(job_id))
+            # Only to shards that read their pipe: a loading one does not yet, and a full pipe would block.
+            if shard.ready.done() and shard.ready.exception() is None:
+                shard.send(CancelJob(job_id))
 
     def _is_cancelled(self, job_id: int) -> bool:
         with self._lock:
@@ -689,7 +691,7 @@ class Engine:
             self.stats.mark("batch", items=len(batch), speech=round(sum(i.chunk.duration_s for i in batch), 1))
         windows = [encoder_window(item.chunk.features.shape[-1], self.encoder_margin_frames) for item in batch]
         by_row: dict[int, _Decoded] = {}
-        for window in dict.fromkeys(windows):  # in the order of their first chunk
+        for window in window_order([id(item.state) for item in batch], windows):
             rows = [i for i, w in enumerate(windows) if w == window]
             part = batch if len(rows) == len(batch) else [batch[i] for i in rows]
             part_decoded, encoder_output = self._generate_with_backoff(part, options, window)
@@ -1173,6 +1175,21 @@ def encoder_window(frames: int, margin_frames: int | None) -> int:
         return FRAMES_PER_CHUNK
     step = ENCODER_WINDOW_STEP_FRAMES
     return min(FRAMES_PER_CHUNK, -(-(frames + margin_frames) // step) * step)
+
+
+def window_order(jobs: list[int], windows: list[int]) -> list[int]:
+    """The order in which a batch's parts (its chunks by encoder window) are decoded. A job's language is
+    detected in the part that holds its first chunk of the batch, so a part holding a later chunk of a
+    job whose first chunk is in another part goes after the parts that hold none such; otherwise, in the
+    order of their first chunk. `jobs[i]` and `windows[i]` are row i's job and window."""
+    first_row: dict[int, int] = {}
+    for row, job in enumerate(jobs):
+        first_row.setdefault(job, row)
+
+    def waits(window: int) -> bool:
+        return any(windows[first_row[job]] != window for job, w in zip(jobs, windows) if w == window)
+
+    return sorted(dict.fromkeys(windows), key=waits)
 
 
 def padded_features(chunks: list[np.ndarray], frames: int = FRAMES_PER_CHUNK) -> np.ndarray:

@@ -32,7 +32,15 @@ from multiprocessing.connection import wait as wait_for_objects
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.events import DeviceFailure, EngineJob, Event, TranscribeOptions
+from desktop.engine.events import (
+    DeviceFailure,
+    EngineJob,
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    TranscribeOptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +188,13 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
 
     runs: queue.Queue[_StartRun | None] = queue.Queue()
     answers: dict[int, queue.Queue[EngineJob | None]] = {}
-    current: dict[str, Any] = {"run_id": None, "cancel": None, "engine": first}
+    current: dict[str, Any] = {"run_id": None, "cancel": None, "engine": first, "ended": 0}
     state_lock = threading.Lock()
 
     def answers_for(run_id: int) -> queue.Queue[EngineJob | None]:
         with state_lock:
+            if run_id <= current["ended"]:  # a late answer for a run that has ended: nobody reads it
+                return queue.Queue()
             return answers.setdefault(run_id, queue.Queue())
 
     def receive() -> None:
@@ -212,6 +222,13 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
                     engine = current["engine"]
                 engine.cancel_job(message.job_id)
             elif isinstance(message, _Stop):
+                # A run still going ends first (cancelled, its wait for a job answered), then the loop.
+                with state_lock:
+                    if current["cancel"] is not None:
+                        current["cancel"].set()
+                    waiting = list(answers.values())
+                for replies in waiting:
+                    replies.put(None)
                 runs.put(None)
                 return
 
@@ -244,7 +261,7 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
         finally:
             with state_lock:
                 answers.pop(run_id, None)
-                current.update(run_id=None, cancel=None)
+                current.update(run_id=None, cancel=None, ended=max(current["ended"], run_id))
 
 
 # -- the parent's side -----------------------------------------------------------------------------
@@ -394,6 +411,7 @@ class _ShardRun:
         self.dispenser = dispenser
         self.merged = merged
         self.finished = threading.Event()
+        self._finish_lock = threading.Lock()
         self._wants: queue.Queue[bool] = queue.Queue()
         self._cancelled = threading.Event()
 
@@ -442,13 +460,21 @@ class _ShardRun:
             self._cancelled.set()
             self.shard.send(_CancelRun(self.run_id))
 
-    def _finish(self, message: _Merged) -> None:
-        if self.finished.is_set():
-            return
-        self.finished.set()
+    def abandon(self) -> None:
+        """The caller stopped reading the run: cancel the shard's part, and let this run's thread end now
+        (the shard's own end of the run, whenever it comes, is for nobody)."""
+        self.cancel()
+        self._finish(None)
+
+    def _finish(self, message: _Merged | None) -> None:
+        with self._finish_lock:  # (the pipe's reader and this run's thread may both get here)
+            if self.finished.is_set():
+                return
+            self.finished.set()
         self._wants.put(False)
         self.shard.end(self)
-        self.merged.put(message)
+        if message is not None:
+            self.merged.put(message)
 
 
 _run_ids = itertools.count(1)
@@ -484,11 +510,13 @@ def run_sharded(
             merged.put(_Merged("local", done=True, failure=f"{type(exc).__name__}: {exc}"))
 
     shard_runs = [_ShardRun(shard, run_id, options, dispenser, merged) for shard in remotes]
-    threading.Thread(target=run_local, name="verbatim-local-run", daemon=True).start()
+    local_thread = threading.Thread(target=run_local, name="verbatim-local-run", daemon=True)
+    local_thread.start()
     for shard_run in shard_runs:
         shard_run.start()
     running = 1 + len(shard_runs)
     failures: list[_Merged] = []
+    ended: set[int] = set()  # jobs whose last event (finished, failed, cancelled) has come
 
     def stop_all() -> None:
         dispenser.close()
@@ -504,8 +532,15 @@ def run_sharded(
                 message = merged.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-            if message.event is not None:
-                yield message.event
+            event = message.event
+            if event is not None:
+                if isinstance(event, JobCancelled) and failures and not cancel.is_set():
+                    # The others stop because one GPU failed, not because the user cancelled: their
+                    # jobs are not cancelled but unfinished, and the app resumes them on the CPU.
+                    continue
+                if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                    ended.add(event.job_id)
+                yield event
             if message.done:
                 running -= 1
                 if message.summary:
@@ -518,8 +553,20 @@ def run_sharded(
             if first.device_failure:
                 raise DeviceFailure(first.failure)
             raise RuntimeError(f"{first.shard}: {first.failure}")
+        # A job handed to a shard just as the run was cancelled may never have reached its engine; every
+        # job taken ends with an event all the same.
+        for job_id in [job for job in taken if job not in ended]:
+            if cancel.is_set():
+                yield JobCancelled(job_id)
+            else:
+                log.error("job %s was handed to %s and never ended", job_id, taken[job_id])
+                yield JobFailed(job_id, "the transcription lost track of this file; run it again")
     finally:
         stop_all()
+        for shard_run in shard_runs:
+            shard_run.abandon()  # (a no-op for runs that ended)
+        # This process's run ends before the next may start: its end closes the engine's thread pools.
+        local_thread.join(timeout=STOP_WAIT_S)
 
 
 # -- the shards of each loaded model ---------------------------------------------------------------

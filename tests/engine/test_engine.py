@@ -573,3 +573,13 @@ def test_the_first_cpu_batch_takes_half_even_when_more_is_ready(loaded_model, mo
                              threading.Event()))
     assert sum(isinstance(e, JobFinished) for e in events) == 12
     assert sizes == [4, 8]
+
+
+def test_a_jobs_first_chunk_is_decoded_before_its_later_ones_across_windows():
+    from desktop.engine.engine import window_order
+
+    # Job 1's last chunk (30 s window), then job 2's first chunk (10 s) and second (30 s): the 10 s part
+    # goes first, so job 2's language comes from its first chunk.
+    assert window_order([1, 2, 2], [3000, 1000, 3000]) == [1000, 3000]
+    assert window_order([1, 2, 3], [3000, 1000, 3000]) == [3000, 1000]  # otherwise first come, first served
+    assert window_order([1, 1, 2], [1500, 3000, 3000]) == [1500, 3000]

@@ -91,11 +91,15 @@ def test_cancelling_ends_every_shards_jobs(shard_engine, queue_files):
 def test_a_shard_that_dies_mid_run_is_a_device_failure(loaded_model, shard_engine, queue_files):
     shard = shard_engine._remotes[0]
     name = shard.spec.name
+    seen = []
     with pytest.raises(DeviceFailure, match=f"the engine process for {name} stopped"):
         for event in shard_engine.run([EngineJob(i, f) for i, f in enumerate(queue_files * 2)], OPTIONS,
                                       threading.Event()):
+            seen.append(event)
             if shard_engine.shard_of_job.get(event.job_id) == name:
                 shard.process.kill()
+    # The jobs this process was working on are not cancelled: the app resumes every unfinished job on the CPU.
+    assert not [e for e in seen if isinstance(e, JobCancelled)]
     # The next engine for the model starts a new shard in its place.
     engine = Engine(loaded_model, remote_shards=[ShardSpec("cpu", 0)])
     assert engine._remotes[0] is not shard and engine.wait_ready(timeout_s=READY_S)
@@ -163,3 +167,15 @@ def test_a_shard_still_loading_does_not_hold_up_the_run(loaded_model, queue_file
     events = list(run_sharded(local, [shard], jobs, OPTIONS, threading.Event(), [], taken))
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2]
     assert set(taken.values()) == {"local"} and not shard.sent
+
+
+def test_a_run_closed_early_ends_its_shard_part_and_the_next_run_works(shard_engine, queue_files):
+    run = shard_engine.run([EngineJob(i, f) for i, f in enumerate(queue_files)], OPTIONS, threading.Event())
+    next(run)
+    run.close()  # the caller stopped reading (the app closing, an exception in its loop)
+    for thread in threading.enumerate():
+        if thread.name.startswith("verbatim-shard-run-"):
+            thread.join(timeout=READY_S)
+            assert not thread.is_alive()  # it no longer waits for the shard's requests
+    again = list(shard_engine.run([EngineJob(100, queue_files[1])], OPTIONS, threading.Event()))
+    assert isinstance(again[-1], JobFinished) and again[-1].job_id == 100
