@@ -200,6 +200,7 @@ def main() -> None:
     import ctranslate2
 
     from desktop.engine.prepare import WORKER_NICENESS as default_niceness
+    from desktop.engine.shards import MAX_JOBS_AHEAD as default_jobs_ahead
 
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
@@ -210,14 +211,17 @@ def main() -> None:
             # "verbatim@32" runs at batch 32; "verbatim@32/pw14/pb4" also with 14 CPU-stage processes and
             # 4 batches in flight, "/nf" without temperature fallback, "/fa" or "/ft" with the fallback
             # temperatures sampled at once or in turn, "/ni0" with CPU-stage processes at niceness 0,
-            # "/fw" with 30 s encoder windows, "/em256" with windows of a chunk's frames plus 256
-            # (settings side by side in one run).
+            # "/fw" with 30 s encoder windows, "/em256" with windows of a chunk's frames plus 256, "/ja8"
+            # with shards holding up to 8 jobs more than the least busy (settings side by side in one run).
             spec = name.partition("@")[2].split("/")
             settings = {part[:2]: int(part[2:] or 1) for part in spec[1:]
-                        if part[:2] in ("pw", "pb", "nf", "fa", "ft", "ni", "fw", "em")}
+                        if part[:2] in ("pw", "pb", "nf", "fa", "ft", "ni", "fw", "em", "ja")}
             from desktop.engine import prepare
 
             prepare.WORKER_NICENESS = settings.get("ni", default_niceness)
+            from desktop.engine import shards
+
+            shards.MAX_JOBS_AHEAD = settings.get("ja", default_jobs_ahead)
             batch_size = int(spec[0] or 0) or args.batch_size
             engine, run = run_verbatim(loaded, paths, args.beam_size, batch_size,
                                        settings.get("pb", args.parallel_batches),

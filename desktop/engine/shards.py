@@ -44,6 +44,9 @@ from desktop.engine.events import (
 
 log = logging.getLogger(__name__)
 
+# A shard may hold at most this many unfinished jobs more than the least busy one: each engine reads up to
+# 192 files ahead, and without this the first to ask took a whole short queue and the other GPUs idled.
+MAX_JOBS_AHEAD = 2
 # How long a shard may take to end its run after the run was cancelled or abandoned, and to stop.
 STOP_WAIT_S = 10.0
 _POLL_S = 0.05
@@ -267,16 +270,21 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
 # -- the parent's side -----------------------------------------------------------------------------
 class _Dispenser:
     """The run's jobs, handed out one at a time to whichever shard asks first (the caller's iterator is
-    not thread-safe); remembers which shard took each job."""
+    not thread-safe), but never to one that holds more than MAX_JOBS_AHEAD unfinished jobs over the
+    least busy shard taking part; remembers which shard took each job."""
 
     def __init__(self, jobs: Iterable[EngineJob], taken: dict[int, str]) -> None:
         self._jobs = iter(jobs)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._closed = False
         self.taken = taken  # job id -> the name of the shard that took it
+        self._holding: dict[str, int] = {}  # shards taking part -> their jobs taken and not ended
 
     def next(self, taker: str) -> EngineJob | None:
-        with self._lock:
+        with self._cond:
+            self._holding.setdefault(taker, 0)  # asking is taking part
+            while not self._closed and self._holding[taker] > min(self._holding.values()) + MAX_JOBS_AHEAD:
+                self._cond.wait(_POLL_S)
             if self._closed:
                 return None
             try:
@@ -289,14 +297,35 @@ class _Dispenser:
                 self._closed = True
                 return None
             self.taken[job.job_id] = taker
+            self._holding[taker] += 1
             return job
 
     def jobs(self, taker: str) -> Iterator[EngineJob]:
         while (job := self.next(taker)) is not None:
             yield job
 
+    def ended(self, job_id: int) -> None:
+        with self._cond:
+            taker = self.taken.get(job_id)
+            if taker in self._holding:
+                self._holding[taker] -= 1
+                self._cond.notify_all()
+
+    def join(self, taker: str) -> None:
+        """A shard takes part from now on: the others leave it its share even before it first asks."""
+        with self._cond:
+            self._holding.setdefault(taker, 0)
+
+    def leave(self, taker: str) -> None:
+        """A shard's run ended: the others no longer wait for it to take its share."""
+        with self._cond:
+            self._holding.pop(taker, None)
+            self._cond.notify_all()
+
     def close(self) -> None:
-        self._closed = True  # (read under the lock by next; a job being handed out still goes)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     @property
     def exhausted(self) -> bool:
@@ -432,6 +461,7 @@ class _ShardRun:
             self._finish(_Merged(self.shard.spec.name, done=True))
             return
         self.shard.begin(self)
+        self.dispenser.join(self.shard.spec.name)
         if self._cancelled.is_set() or not self.shard.send(_StartRun(self.run_id, self.options)):
             self.shard.end(self)
             self._finish(_Merged(self.shard.spec.name, done=True))
@@ -473,6 +503,7 @@ class _ShardRun:
             self.finished.set()
         self._wants.put(False)
         self.shard.end(self)
+        self.dispenser.leave(self.shard.spec.name)
         if message is not None:
             self.merged.put(message)
 
@@ -502,14 +533,20 @@ def run_sharded(
         try:
             for event in local(dispenser.jobs("local"), local_cancel):
                 merged.put(_Merged("local", event=event))
+            dispenser.leave("local")
             merged.put(_Merged("local", done=True))
         except DeviceFailure as exc:
+            dispenser.leave("local")
             merged.put(_Merged("local", done=True, failure=str(exc), device_failure=True))
         except Exception as exc:  # noqa: BLE001 - re-raised below, on the caller's thread
             log.exception("the engine run failed")
+            dispenser.leave("local")
             merged.put(_Merged("local", done=True, failure=f"{type(exc).__name__}: {exc}"))
 
     shard_runs = [_ShardRun(shard, run_id, options, dispenser, merged) for shard in remotes]
+    for shard in remotes:  # ready ones take part from the start (this process's engine asks first)
+        if shard.ready.done() and shard.ready.exception() is None:
+            dispenser.join(shard.spec.name)
     local_thread = threading.Thread(target=run_local, name="verbatim-local-run", daemon=True)
     local_thread.start()
     for shard_run in shard_runs:
@@ -540,6 +577,7 @@ def run_sharded(
                     continue
                 if isinstance(event, JobFinished | JobFailed | JobCancelled):
                     ended.add(event.job_id)
+                    dispenser.ended(event.job_id)
                 yield event
             if message.done:
                 running -= 1

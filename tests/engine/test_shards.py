@@ -179,3 +179,13 @@ def test_a_run_closed_early_ends_its_shard_part_and_the_next_run_works(shard_eng
             assert not thread.is_alive()  # it no longer waits for the shard's requests
     again = list(shard_engine.run([EngineJob(100, queue_files[1])], OPTIONS, threading.Event()))
     assert isinstance(again[-1], JobFinished) and again[-1].job_id == 100
+
+
+def test_a_short_queue_is_shared_between_the_shards(shard_engine, queue_files):
+    # Default batches: this process alone would read all four files ahead; the shard takes its share.
+    options = TranscribeOptions(temperatures=(0.0,))
+    events = list(shard_engine.run([EngineJob(i, f) for i, f in enumerate(queue_files[:4])], options,
+                                   threading.Event()))
+    assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2, 3]
+    takers = list(shard_engine.shard_of_job.values())
+    assert "local" in takers and ShardSpec("cpu", 0).name in takers
