@@ -59,7 +59,7 @@ from desktop.engine.prepare import (
     start_worker_processes,
     worker_processes,
 )
-from desktop.engine.shards import CancelJob, RemoteShard, ShardModel, ShardSpec, run_sharded, shards_for
+from desktop.engine.shards import RemoteShard, ShardModel, ShardSpec, run_sharded, shards_for
 
 log = logging.getLogger(__name__)
 
@@ -361,9 +361,7 @@ class Engine:
         with self._lock:
             self._cancelled.add(job_id)
         for shard in self._remotes:
-            # Only to shards that read their pipe: a loading one does not yet, and a full pipe would block.
-            if shard.ready.done() and shard.ready.exception() is None:
-                shard.send(CancelJob(job_id))
+            shard.cancel_job(job_id)
 
     def _is_cancelled(self, job_id: int) -> bool:
         with self._lock:

@@ -4,7 +4,8 @@ With two GPUs in one process, the engine reached 1.3-1.4x one GPU on a queue of 
 two independent processes, one GPU and half the queue each, reached about 1.75x (benchmarks/README.md):
 one process has one CPU-stage pool, one CTranslate2 job queue and one GIL for both cards. So the
 engine in the app's process drives the first GPU, and each further GPU gets a process of its own
-(a shard) with its own replica of the model, its own CPU-stage processes and its own scheduler.
+(a shard) with its own replica of the model, its own CPU-stage processes and its own scheduler. Measured,
+that is 1.45-1.57x one GPU against 1.35-1.42x in one process: the rest of the way to 2x is not these limits.
 
 Shards pull jobs from the run's queue one at a time, as their read-ahead wants them, so a faster
 shard takes more and the queue keeps its order; their events come back over a pipe and are merged
@@ -96,7 +97,7 @@ class _CancelRun:
 
 
 @dataclass(frozen=True)
-class CancelJob:
+class _CancelJob:
     job_id: int
 
 
@@ -161,7 +162,7 @@ def shard_main(conn: Any, spec: ShardSpec, model: ShardModel) -> None:
             send(_LoadFailed(loaded.device_note or f"the model did not load on {spec.name}"))
             return
         # Starts the CPU-stage processes and warms the GPU workers, as the app does at load.
-        first = new_engine(loaded, model)
+        first = _new_engine(loaded, model)
         first.wait_ready()
     except Exception as exc:  # noqa: BLE001 - the parent says why, and runs without this shard
         send(_LoadFailed(f"{type(exc).__name__}: {exc}"))
@@ -174,7 +175,7 @@ def shard_main(conn: Any, spec: ShardSpec, model: ShardModel) -> None:
         _close_pools()
 
 
-def new_engine(loaded: Any, model: ShardModel) -> Any:
+def _new_engine(loaded: Any, model: ShardModel) -> Any:
     from desktop.engine.engine import Engine
 
     return Engine(loaded, prepare_workers=model.prepare_workers, prepare_in_processes=model.prepare_in_processes,
@@ -187,16 +188,25 @@ def _close_pools() -> None:
     close_worker_processes()
 
 
-def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: ShardModel, first: Any) -> None:
+@dataclass
+class _Serving:
+    """A shard's current run, shared by its pipe's reader and its main loop (under a lock)."""
 
+    engine: Any  # the engine per-job cancels go to
+    run_id: int | None = None
+    cancel: threading.Event | None = None
+    ended_run_id: int = 0  # the last run that ended: later answers for it are for nobody
+
+
+def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: ShardModel, first: Any) -> None:
     runs: queue.Queue[_StartRun | None] = queue.Queue()
     answers: dict[int, queue.Queue[EngineJob | None]] = {}
-    current: dict[str, Any] = {"run_id": None, "cancel": None, "engine": first, "ended": 0}
+    current = _Serving(first)
     state_lock = threading.Lock()
 
     def answers_for(run_id: int) -> queue.Queue[EngineJob | None]:
         with state_lock:
-            if run_id <= current["ended"]:  # a late answer for a run that has ended: nobody reads it
+            if run_id <= current.ended_run_id:
                 return queue.Queue()
             return answers.setdefault(run_id, queue.Queue())
 
@@ -217,18 +227,18 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
                 answers_for(message.run_id).put(message.job)
             elif isinstance(message, _CancelRun):
                 with state_lock:
-                    if current["run_id"] == message.run_id:
-                        current["cancel"].set()
+                    if current.run_id == message.run_id and current.cancel is not None:
+                        current.cancel.set()
                 answers_for(message.run_id).put(None)
-            elif isinstance(message, CancelJob):
+            elif isinstance(message, _CancelJob):
                 with state_lock:
-                    engine = current["engine"]
+                    engine = current.engine
                 engine.cancel_job(message.job_id)
             elif isinstance(message, _Stop):
                 # A run still going ends first (cancelled, its wait for a job answered), then the loop.
                 with state_lock:
-                    if current["cancel"] is not None:
-                        current["cancel"].set()
+                    if current.cancel is not None:
+                        current.cancel.set()
                     waiting = list(answers.values())
                 for replies in waiting:
                     replies.put(None)
@@ -239,9 +249,9 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
     while (start := runs.get()) is not None:
         run_id = start.run_id
         cancel = threading.Event()
-        engine = new_engine(loaded, model)
+        engine = _new_engine(loaded, model)
         with state_lock:
-            current.update(run_id=run_id, cancel=cancel, engine=engine)
+            current.run_id, current.cancel, current.engine = run_id, cancel, engine
         replies = answers_for(run_id)
 
         def jobs(run_id: int = run_id, replies: queue.Queue[EngineJob | None] = replies) -> Iterator[EngineJob]:
@@ -264,7 +274,8 @@ def _serve_runs(conn: Any, send: Callable[[object], None], loaded: Any, model: S
         finally:
             with state_lock:
                 answers.pop(run_id, None)
-                current.update(run_id=None, cancel=None, ended=max(current["ended"], run_id))
+                current.run_id, current.cancel = None, None
+                current.ended_run_id = max(current.ended_run_id, run_id)
 
 
 # -- the parent's side -----------------------------------------------------------------------------
@@ -371,6 +382,16 @@ class RemoteShard:
         with self._reap_lock:
             return self.process.is_alive()
 
+    @property
+    def is_ready(self) -> bool:
+        """Loaded and reading its pipe."""
+        return self.ready.done() and self.ready.exception() is None
+
+    def cancel_job(self, job_id: int) -> None:
+        # Only once it reads its pipe: a loading shard does not yet, and a full pipe would block.
+        if self.is_ready:
+            self.send(_CancelJob(job_id))
+
     def send(self, message: object) -> bool:
         try:
             with self._send_lock:
@@ -463,7 +484,6 @@ class _ShardRun:
         self.shard.begin(self)
         self.dispenser.join(self.shard.spec.name)
         if self._cancelled.is_set() or not self.shard.send(_StartRun(self.run_id, self.options)):
-            self.shard.end(self)
             self._finish(_Merged(self.shard.spec.name, done=True))
             return
         while self._wants.get():
@@ -530,22 +550,21 @@ def run_sharded(
     local_cancel = threading.Event()
 
     def run_local() -> None:
+        end = _Merged("local", done=True)
         try:
             for event in local(dispenser.jobs("local"), local_cancel):
                 merged.put(_Merged("local", event=event))
-            dispenser.leave("local")
-            merged.put(_Merged("local", done=True))
         except DeviceFailure as exc:
-            dispenser.leave("local")
-            merged.put(_Merged("local", done=True, failure=str(exc), device_failure=True))
+            end = _Merged("local", done=True, failure=str(exc), device_failure=True)
         except Exception as exc:  # noqa: BLE001 - re-raised below, on the caller's thread
             log.exception("the engine run failed")
-            dispenser.leave("local")
-            merged.put(_Merged("local", done=True, failure=f"{type(exc).__name__}: {exc}"))
+            end = _Merged("local", done=True, failure=f"{type(exc).__name__}: {exc}")
+        dispenser.leave("local")
+        merged.put(end)
 
     shard_runs = [_ShardRun(shard, run_id, options, dispenser, merged) for shard in remotes]
     for shard in remotes:  # ready ones take part from the start (this process's engine asks first)
-        if shard.ready.done() and shard.ready.exception() is None:
+        if shard.is_ready:
             dispenser.join(shard.spec.name)
     local_thread = threading.Thread(target=run_local, name="verbatim-local-run", daemon=True)
     local_thread.start()
@@ -643,7 +662,11 @@ def stop_shards(owner: Any) -> None:
 def _stop_shards(known: dict[tuple[ShardSpec, ShardModel], RemoteShard]) -> None:
     shards = list(known.values())
     known.clear()
-    for shard in shards:
+    _stop(shards)
+
+
+def _stop(shards: list[RemoteShard]) -> None:
+    for shard in shards:  # all told first, so they stop side by side
         shard.send(_Stop())
     for shard in shards:
         shard.stop()
@@ -653,8 +676,4 @@ def _stop_shards(known: dict[tuple[ShardSpec, ShardModel], RemoteShard]) -> None
 def _stop_every_shard() -> None:
     # Runs before multiprocessing's own exit handler (registered earlier), which would wait for these
     # non-daemon processes forever.
-    shards = list(_every_shard)
-    for shard in shards:
-        shard.send(_Stop())
-    for shard in shards:
-        shard.stop()
+    _stop(list(_every_shard))

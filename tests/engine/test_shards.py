@@ -140,6 +140,7 @@ class LoadingShard:
 
         self.spec = ShardSpec("cuda", 1)
         self.ready = Future()
+        self.is_ready = False
         self.sent = []
 
     def begin(self, run):
