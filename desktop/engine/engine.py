@@ -297,20 +297,36 @@ class Engine:
         return not not_done and all(f.exception() is None for f in done)
 
     def _warm_gpu_workers(self) -> None:
-        """One batch of the largest default size through encoder and decoder on each GPU worker at once
-        (concurrent calls go to different workers)."""
+        """One batch of the largest default size through every call a run makes (encoder, language
+        detection, beam search, the fallback's sampling, word alignment) on each GPU worker at once
+        (concurrent calls go to different workers). A call's first use of a shape allocates on the
+        card: warming only the encoder and beam search left detection, alignment and fallback slower
+        in the first queue after loading than in the next."""
         replicas = len(self.model.device_indices) * self.model.workers_per_gpu
         chunks = self.batch_limits(TranscribeOptions()).chunks
         n_mels = int(self.whisper.feat_kwargs.get("feature_size", 80))
         features = np.zeros((chunks, n_mels, FRAMES_PER_CHUNK), dtype=np.float32)
-        prompt = self.whisper.get_prompt(self._tokenizer("en", "transcribe"), [], without_timestamps=True)
+        tokenizer = self._tokenizer("en", "transcribe")
+        prompt = self.whisper.get_prompt(tokenizer, [], without_timestamps=True)
+        words = tokenizer.encode(" one two three four five six seven eight")
+        defaults = TranscribeOptions()
+        retried = min(chunks, 16)  # a batch's fallback: a few of its chunks, five samples each
 
         def one_worker(_index: int) -> None:
+            model = self.whisper.model
             encoded = self._encode(features)
-            self.whisper.model.generate(
-                _storage(encoded), [prompt] * chunks, beam_size=TranscribeOptions().beam_size,
+            storage = _storage(encoded)
+            if model.is_multilingual:
+                model.detect_language(storage)
+            model.generate(
+                storage, [prompt] * chunks, beam_size=defaults.beam_size,
                 max_length=len(prompt) + 8, return_scores=True, return_no_speech_prob=True,
             )
+            model.generate(
+                _storage(encoded[:retried]), [prompt] * retried, beam_size=1, num_hypotheses=5, sampling_topk=0,
+                sampling_temperature=0.5, max_length=len(prompt) + 8, return_scores=True, return_no_speech_prob=True,
+            )
+            model.align(storage, tokenizer.sot_sequence, [words] * chunks, [FRAMES_PER_CHUNK] * chunks)
 
         started = time.perf_counter()
         with ThreadPoolExecutor(replicas, thread_name_prefix="verbatim-warm") as pool:
