@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from desktop.engine.engine import Engine  # noqa: E402
-from desktop.engine.events import EngineJob, JobFailed, SegmentsDecoded, TranscribeOptions  # noqa: E402
+from desktop.engine.events import EngineJob, JobFailed, JobFinished, SegmentsDecoded, TranscribeOptions  # noqa: E402
 from desktop.engine.loading import load_model  # noqa: E402
 
 # espeak-ng voices Whisper base understands; the others (pt, nl, ru, sv, much of it and fr) come out
@@ -112,7 +112,11 @@ def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, pr
 
 
 def _run_engine(engine, paths, options, texts):
+    started = time.perf_counter()
+    finished_at: dict[int, float] = {}
     for event in engine.run([EngineJob(i, p) for i, p in enumerate(paths)], options, threading.Event()):
+        if isinstance(event, JobFinished):
+            finished_at[event.job_id] = time.perf_counter() - started
         if isinstance(event, SegmentsDecoded):
             texts[event.job_id].extend(s.text for s in event.segments)
         elif isinstance(event, JobFailed):
@@ -126,6 +130,10 @@ def _run_engine(engine, paths, options, texts):
     if engine.shard_summaries:
         takers = Counter(engine.shard_of_job.values())
         print(f"  files per engine process: {', '.join(f'{k} {v}' for k, v in sorted(takers.items()))}")
+        last: dict[str, float] = {}
+        for job, shard in engine.shard_of_job.items():
+            last[shard] = max(last.get(shard, 0.0), finished_at.get(job, 0.0))
+        print(f"  last file finished per engine process: {', '.join(f'{k} {v:.2f} s' for k, v in sorted(last.items()))}")
     return [" ".join(texts[i]) for i in range(len(paths))]
 
 
