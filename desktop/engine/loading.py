@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ def load_model(
                 if workers_per_gpu is None:
                     workers_per_gpu = auto_workers_per_gpu(path, indices)
                 here = indices[:1] if gpu_processes else indices
+                configure_cuda_allocator(indices, workers_per_gpu)
                 whisper = _construct(path, "cuda", chosen_type, list(here), cpu_threads, workers_per_gpu)
                 _warm(whisper)
                 chosen = "cuda"
@@ -165,6 +167,44 @@ def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | lis
     if size <= SMALL_MODEL_BYTES and frees and all(f is not None and f >= ROOMY_GPU_BYTES for f in frees):
         return 4
     return 2
+
+
+# CTranslate2's CUDA allocator. Its default, cudaMallocAsync, hands freed memory back to the driver each
+# time a worker waits on its stream, so every batch allocates its memory anew; its other one, cub's
+# caching allocator, caches blocks of at most 16 MiB and 200 MB in all, while one batch of base holds
+# 0.7 GB blocks (a decoder layer's cross-attention keys for 96 chunks, five beams). With blocks up to
+# 4^15 B (1 GiB) cached, up to 8 GiB a worker, the same queues ran faster on an H200 in three device
+# starts (benchmarks/README.md, 2026-11-30, session 7). Only on roomy cards, where it was measured: bins
+# that grow fourfold round a block up to as much as four times its size.
+ALLOCATOR_CACHE_CONFIG = "4,3,15,{cached}"  # bin growth, smallest bin, largest bin, bytes cached per worker
+ALLOCATOR_CACHE_MAX_BYTES = 8 << 30
+
+
+def cuda_allocator_settings(frees: list[int | None], workers_per_gpu: int) -> dict[str, str]:
+    """The environment that selects the caching allocator, given each card's free memory; empty (keep
+    CTranslate2's default) when a card is small or will not say. The workers' caches together stay
+    within the share of free memory that batches may use."""
+    from desktop.engine.gpu_memory import USABLE_SHARE
+
+    known = [free for free in frees if free is not None]
+    if not frees or len(known) < len(frees) or min(known) < ROOMY_GPU_BYTES:
+        return {}
+    cached = min(ALLOCATOR_CACHE_MAX_BYTES, int(min(known) * USABLE_SHARE) // max(1, workers_per_gpu))
+    return {"CT2_CUDA_ALLOCATOR": "cub_caching", "CT2_CUDA_CACHING_ALLOCATOR_CONFIG": ALLOCATOR_CACHE_CONFIG.format(cached=cached)}
+
+
+def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], workers_per_gpu: int) -> None:
+    """Choose CTranslate2's CUDA allocator before the model's first allocation on a card (it reads the
+    environment then, once per process; engine processes for other GPUs inherit it). A choice already
+    in the environment, the user's, is kept."""
+    if "CT2_CUDA_ALLOCATOR" in os.environ or "CT2_CUDA_CACHING_ALLOCATOR_CONFIG" in os.environ:
+        return
+    from desktop.engine.gpu_memory import free_bytes
+
+    settings = cuda_allocator_settings([free_bytes(index) for index in device_indices], workers_per_gpu)
+    if settings:
+        log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()))
+    os.environ.update(settings)
 
 
 def _construct(

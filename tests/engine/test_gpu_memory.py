@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 import math
+import os
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
@@ -192,6 +193,40 @@ def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, t
         f.truncate(3 * gib)  # sparse: a large-v3-sized file without the disk space
     monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 80 * gib)
     assert loading.auto_workers_per_gpu(large, (0,)) == 2
+
+
+def test_the_caching_allocator_is_chosen_only_on_roomy_cards_and_stays_within_the_batches_share():
+    from desktop.engine import loading
+
+    gib = 1 << 30
+    roomy = loading.cuda_allocator_settings([139 * gib, 139 * gib], 4)
+    assert roomy["CT2_CUDA_ALLOCATOR"] == "cub_caching"
+    growth, smallest, largest, cached = map(int, roomy["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"].split(","))
+    assert (growth, smallest, largest) == (4, 3, 15)
+    assert cached == loading.ALLOCATOR_CACHE_MAX_BYTES  # 40% of 139 GiB over 4 workers is more than the cap
+    tight = loading.cuda_allocator_settings([20 * gib], 4)
+    cached = int(tight["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"].split(",")[3])
+    assert cached * 4 <= 20 * gib * gpu_memory.USABLE_SHARE  # four workers' caches within the batches' share
+    assert loading.cuda_allocator_settings([139 * gib, 8 * gib], 2) == {}  # the small card decides
+    assert loading.cuda_allocator_settings([None], 2) == {}  # unknown memory: CTranslate2's default
+    assert loading.cuda_allocator_settings([], 2) == {}
+
+
+def test_the_users_allocator_choice_is_kept(monkeypatch):
+    from desktop.engine import loading
+
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 << 30)
+    # Both variables registered with monkeypatch first, so the teardown restores what this test sets.
+    monkeypatch.setenv("CT2_CUDA_CACHING_ALLOCATOR_CONFIG", "")
+    monkeypatch.delenv("CT2_CUDA_CACHING_ALLOCATOR_CONFIG")
+    monkeypatch.setenv("CT2_CUDA_ALLOCATOR", "cuda_malloc_async")
+    loading.configure_cuda_allocator((0,), 4)
+    assert os.environ["CT2_CUDA_ALLOCATOR"] == "cuda_malloc_async"
+    assert "CT2_CUDA_CACHING_ALLOCATOR_CONFIG" not in os.environ
+    monkeypatch.delenv("CT2_CUDA_ALLOCATOR")
+    loading.configure_cuda_allocator((0,), 4)
+    assert os.environ["CT2_CUDA_ALLOCATOR"] == "cub_caching"
+    assert os.environ["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"] == f"4,3,15,{loading.ALLOCATOR_CACHE_MAX_BYTES}"
 
 
 def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech, monkeypatch):
