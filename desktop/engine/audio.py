@@ -173,6 +173,7 @@ def _av_pieces(
         # Whole-second output frames: the same samples as the decoder's own frame sizes, in a
         # thirtieth of the Python calls (a quarter less CPU to decode a queue of MP3s).
         resampler = av.AudioResampler(format=sample_format, layout="mono", rate=sample_rate, frame_size=sample_rate)
+        failure: av.error.FFmpegError | None = None
         try:
             for packet in container.demux(stream):
                 if cancel is not None and cancel.is_set():
@@ -188,12 +189,18 @@ def _av_pieces(
                     for out in resampler.resample(frame):
                         produced += 1
                         yield out.to_ndarray().reshape(-1)
+        except av.error.FFmpegError as exc:
+            failure = exc
+        # The end of the input, or an error that ends reading it: either way the resampler still holds up to
+        # a second of what was decoded before, and that is kept.
+        try:
             for out in resampler.resample(None):
                 produced += 1
                 yield out.to_ndarray().reshape(-1)
         except av.error.FFmpegError as exc:
-            if not produced:
-                raise AudioError(f"cannot decode the audio ({exc.strerror or exc})") from None
+            failure = failure or exc
+        if failure is not None and not produced:
+            raise AudioError(f"cannot decode the audio ({failure.strerror or failure})") from None
     if not produced:
         if errors:
             raise AudioError("the audio is damaged: no frame could be decoded")

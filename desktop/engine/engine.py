@@ -356,9 +356,11 @@ class Engine:
     def _chunks_that_fit(self, beam_size: int) -> int | None:
         fit = self._memory_fit
         if fit is None:
-            # Read once per engine (the card's memory after the model loaded), outside the lock.
+            # The card's memory just after the model loaded (LoadedModel reads it then); asked here, once
+            # per engine and outside the lock, only for a model loaded without it.
             shape = decoder_shape(self.model.path)
-            frees = [free_bytes(index) for index in self.model.device_indices]
+            recorded = self.model.gpu_free_bytes
+            frees = list(recorded) if recorded is not None else [free_bytes(i) for i in self.model.device_indices]
             # The type CTranslate2 resolved ("int8" on CUDA may run in the model's own float type).
             compute_type = str(getattr(self.whisper.model, "compute_type", self.model.compute_type))
             value_bytes = 4 if compute_type in ("float32", "int8_float32") else 2

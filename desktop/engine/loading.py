@@ -31,6 +31,10 @@ class LoadedModel:
     workers_per_gpu: int = 1
     # Further GPUs, each served by an engine process of its own with its own replica (engine/shards.py).
     shard_gpus: tuple[int, ...] = ()
+    # Free memory on each of device_indices just after the weights loaded (None: unknown, or not read):
+    # the engine sizes batches by it. Read here, once, because later the caching allocator's idle
+    # blocks count as used and every engine made after the first run would size its batches smaller.
+    gpu_free_bytes: tuple[int | None, ...] | None = None
 
     @property
     def description(self) -> str:
@@ -79,6 +83,7 @@ def load_model(
 ) -> LoadedModel:
     """Resolve (assemble or download) the model, load it on the best device and warm it up."""
     from desktop.engine import models
+    from desktop.engine.gpu_memory import free_bytes
 
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}")
@@ -96,6 +101,7 @@ def load_model(
     whisper = None
     chosen = "cpu"
     shard_gpus: tuple[int, ...] = ()
+    gpu_free_bytes: tuple[int | None, ...] | None = None
     if device in ("auto", "cuda"):
         count = cuda_device_count()
         indices = device_indices or tuple(range(count))
@@ -109,6 +115,7 @@ def load_model(
                 here = indices[:1] if gpu_processes else indices
                 configure_cuda_allocator(indices, workers_per_gpu)
                 whisper = _construct(path, "cuda", chosen_type, list(here), cpu_threads, workers_per_gpu)
+                gpu_free_bytes = tuple(free_bytes(index) for index in here)
                 _warm(whisper)
                 chosen = "cuda"
                 compute_type = chosen_type
@@ -143,6 +150,7 @@ def load_model(
         device_indices=tuple(device_indices or (0,)),
         workers_per_gpu=(workers_per_gpu or 1) if chosen == "cuda" else 1,
         shard_gpus=shard_gpus,
+        gpu_free_bytes=gpu_free_bytes if chosen == "cuda" else None,
     )
 
 
@@ -173,38 +181,60 @@ def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | lis
 # time a worker waits on its stream, so every batch allocates its memory anew; its other one, cub's
 # caching allocator, caches blocks of at most 16 MiB and 200 MB in all, while one batch of base holds
 # 0.7 GB blocks (a decoder layer's cross-attention keys for 96 chunks, five beams). With blocks up to
-# 4^15 B (1 GiB) cached, up to 8 GiB a worker, the same queues ran faster on an H200 in three device
-# starts (benchmarks/README.md, 2026-11-30, session 7). Only on roomy cards, where it was measured: bins
-# that grow fourfold round a block up to as much as four times its size.
-ALLOCATOR_CACHE_CONFIG = "4,3,15,{cached}"  # bin growth, smallest bin, largest bin, bytes cached per worker
+# 4^15 B (1 GiB) cached, up to 8 GiB a worker, the same queues ran faster on an H200 (benchmarks/README.md,
+# 2026-11-30, session 7). Only where every card is as roomy as the H200s it was measured on: bins that grow
+# fourfold round a block (weights included) up to as much as four times its size, and a worker that runs
+# out of memory frees only its own cache.
+ALLOCATOR_ENV = "CT2_CUDA_ALLOCATOR"
+ALLOCATOR_CONFIG_ENV = "CT2_CUDA_CACHING_ALLOCATOR_CONFIG"  # bin growth, smallest bin, largest bin, bytes a worker
+# The allocator this process chose ("cub_caching" or "default"). CTranslate2 picks its allocator once per
+# process, at the first allocation on a card; engine processes for the other GPUs inherit the environment
+# and so keep the same one. A CT2 variable without this mark is the user's, and is left alone.
+ALLOCATOR_CHOSEN_ENV = "VERBATIM_CT2_ALLOCATOR"
+ALLOCATOR_CACHE_MIN_FREE_BYTES = 64 << 30
 ALLOCATOR_CACHE_MAX_BYTES = 8 << 30
+_allocator_lock = threading.Lock()
+
+
+def allocator_cache_config(free: int, workers_per_gpu: int) -> str:
+    """The caching allocator's settings: the workers' caches together within the share of free memory
+    that batches may use, at most ALLOCATOR_CACHE_MAX_BYTES each."""
+    from desktop.engine.gpu_memory import USABLE_SHARE
+
+    cached = min(ALLOCATOR_CACHE_MAX_BYTES, int(free * USABLE_SHARE) // max(1, workers_per_gpu))
+    return f"4,3,15,{cached}"
 
 
 def cuda_allocator_settings(frees: list[int | None], workers_per_gpu: int) -> dict[str, str]:
     """The environment that selects the caching allocator, given each card's free memory; empty (keep
-    CTranslate2's default) when a card is small or will not say. The workers' caches together stay
-    within the share of free memory that batches may use."""
-    from desktop.engine.gpu_memory import USABLE_SHARE
-
+    CTranslate2's default) when a card has less than ALLOCATOR_CACHE_MIN_FREE_BYTES or will not say."""
     known = [free for free in frees if free is not None]
-    if not frees or len(known) < len(frees) or min(known) < ROOMY_GPU_BYTES:
+    if not frees or len(known) < len(frees) or min(known) < ALLOCATOR_CACHE_MIN_FREE_BYTES:
         return {}
-    cached = min(ALLOCATOR_CACHE_MAX_BYTES, int(min(known) * USABLE_SHARE) // max(1, workers_per_gpu))
-    return {"CT2_CUDA_ALLOCATOR": "cub_caching", "CT2_CUDA_CACHING_ALLOCATOR_CONFIG": ALLOCATOR_CACHE_CONFIG.format(cached=cached)}
+    return {ALLOCATOR_ENV: "cub_caching", ALLOCATOR_CONFIG_ENV: allocator_cache_config(min(known), workers_per_gpu)}
 
 
 def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], workers_per_gpu: int) -> None:
-    """Choose CTranslate2's CUDA allocator before the model's first allocation on a card (it reads the
-    environment then, once per process; engine processes for other GPUs inherit it). A choice already
-    in the environment, the user's, is kept."""
-    if "CT2_CUDA_ALLOCATOR" in os.environ or "CT2_CUDA_CACHING_ALLOCATOR_CONFIG" in os.environ:
-        return
+    """Before a model's construction on the GPUs: the first time in a process (and its engine processes),
+    choose CTranslate2's allocator from every card's free memory; later (another model, or an engine
+    process), keep that choice and size the caching allocator's caches for this model's workers, which
+    read the setting when they start."""
     from desktop.engine.gpu_memory import free_bytes
 
-    settings = cuda_allocator_settings([free_bytes(index) for index in device_indices], workers_per_gpu)
-    if settings:
-        log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()))
-    os.environ.update(settings)
+    with _allocator_lock:
+        chosen = os.environ.get(ALLOCATOR_CHOSEN_ENV)
+        if chosen is None:
+            if ALLOCATOR_ENV in os.environ or ALLOCATOR_CONFIG_ENV in os.environ:
+                return  # the user's choice
+            settings = cuda_allocator_settings([free_bytes(index) for index in device_indices], workers_per_gpu)
+            os.environ.update(settings)
+            os.environ[ALLOCATOR_CHOSEN_ENV] = settings.get(ALLOCATOR_ENV, "default")
+            log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()) or "CTranslate2's default")
+        elif chosen == "cub_caching":
+            frees = [free_bytes(index) for index in device_indices]
+            known = [free for free in frees if free is not None]
+            if known and len(known) == len(frees):
+                os.environ[ALLOCATOR_CONFIG_ENV] = allocator_cache_config(min(known), workers_per_gpu)
 
 
 def _construct(

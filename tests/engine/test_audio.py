@@ -97,6 +97,44 @@ def test_truncated_file_keeps_what_decodes(tone, tmp_path):
     assert 0.3 * TONE_S < len(samples) / 16000 < 0.8 * TONE_S
 
 
+def test_a_read_error_part_way_keeps_everything_decoded_before_it(tone, tmp_path, monkeypatch):
+    """The resampler hands out whole seconds and holds the rest: an error that ends reading must not
+    lose what it holds (a 2 s file cut at 1.5 s keeps 1.5 s, not 1 s; 0.5 s keeps 0.5 s, not an error)."""
+    import av
+
+    mp3 = tmp_path / "tone.mp3"
+    ffmpeg("-i", str(tone), str(mp3))
+    real_open = av.open
+
+    class FailingPartWay:
+        def __init__(self, container, after_s):
+            self._container, self._after_s = container, after_s
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def __enter__(self):
+            self._container.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._container.__exit__(*exc)
+
+        def demux(self, stream):
+            for packet in self._container.demux(stream):
+                if packet.pts is not None and packet.pts * packet.time_base >= self._after_s:
+                    raise av.error.FFmpegError(5, "Input/output error")
+                yield packet
+
+    for after_s in (1.5, 0.5):
+        monkeypatch.setattr(av, "open", lambda *a, after_s=after_s, **k: FailingPartWay(real_open(*a, **k), after_s))
+        seconds = len(decode(mp3)) / 16000
+        assert after_s - 0.1 < seconds < after_s + 0.1, (after_s, seconds)
+    monkeypatch.setattr(av, "open", lambda *a, **k: FailingPartWay(real_open(*a, **k), 0.0))
+    with pytest.raises(AudioError, match="cannot decode the audio"):
+        decode(mp3)
+
+
 def test_supported_extensions():
     assert is_supported(Path("a.MP3")) and is_supported(Path("b.mkv"))
     assert not is_supported(Path("notes.txt")) and not is_supported(Path("image.png"))

@@ -478,33 +478,42 @@ def test_the_gpu_warm_up_runs_once_per_loaded_model(loaded_model, monkeypatch):
     assert len(calls) == 1
 
 
-def test_the_gpu_warm_up_goes_through_every_call_a_run_makes(loaded_model, monkeypatch):
-    """Each call's first use allocates on the card: the warm-up must reach detection, beam search, the
-    fallback's sampling and alignment, not only the encoder (here on the real CPU model)."""
+@pytest.mark.parametrize("multilingual", [True, False])
+def test_the_gpu_warm_up_goes_through_every_call_a_run_makes(loaded_model, monkeypatch, multilingual):
+    """Each call's first use allocates on the card: the warm-up must reach detection (on a multilingual
+    model only: an English-only one cannot detect), beam search, the fallback's sampling and alignment
+    at a full batch's size, not only the encoder (here on the real CPU model)."""
     real = loaded_model.whisper.model
-    calls: list[tuple[str, dict]] = []
+    calls: list[tuple[str, tuple, dict]] = []
 
     class Recorder:
+        is_multilingual = multilingual
+
         def __getattr__(self, name):
             attribute = getattr(real, name)
             if not callable(attribute):
                 return attribute
 
             def record(*args, **kwargs):
-                calls.append((name, kwargs))
+                calls.append((name, args, kwargs))
                 return attribute(*args, **kwargs)
 
             return record
 
     engine = Engine(loaded_model, prepare_in_processes=False)
     monkeypatch.setattr(loaded_model.whisper, "model", Recorder())
-    monkeypatch.setattr(engine, "default_batch_size", lambda: 2)
+    monkeypatch.setattr(engine, "default_batch_size", lambda: 3)
     engine._warm_gpu_workers()
-    names = [name for name, _ in calls]
-    assert {"encode", "detect_language", "align"} <= set(names)
-    generated = [kwargs for name, kwargs in calls if name == "generate"]
-    assert [g["beam_size"] for g in generated] == [TranscribeOptions().beam_size, 1]
-    assert generated[1]["num_hypotheses"] == 5 and generated[1]["sampling_temperature"] > 0
+    names = [name for name, _, _ in calls]
+    assert ("detect_language" in names) == multilingual
+    encoded = [args[0] for name, args, _ in calls if name == "encode"]
+    assert encoded and all(features.shape[0] == 3 for features in encoded)
+    generated = [(args, kwargs) for name, args, kwargs in calls if name == "generate"]
+    assert [(len(args[1]), kwargs["beam_size"]) for args, kwargs in generated] == [(3, TranscribeOptions().beam_size),
+                                                                                   (3, 1)]
+    assert generated[1][1]["num_hypotheses"] == 5 and generated[1][1]["sampling_temperature"] > 0
+    aligned = [args for name, args, _ in calls if name == "align"]
+    assert len(aligned) == 1 and len(aligned[0][2]) == 3
 
 
 def test_encoder_windows_follow_the_chunk_alone():

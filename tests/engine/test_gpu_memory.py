@@ -118,6 +118,17 @@ def test_two_workers_on_a_card_share_its_memory(loaded_model, monkeypatch):
     assert one == 40 and two == 20
 
 
+def test_batches_are_sized_by_the_memory_free_when_the_model_loaded(loaded_model, monkeypatch):
+    """The caching allocator's idle blocks count as used: an engine made after a run must not read the
+    card again and size its batches smaller."""
+    per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), 5, value_bytes=4)  # int8_float32, as above
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: pytest.fail("read the card again"))
+    assert gpu_engine(loaded_model, gpu_free_bytes=(100 * per_chunk,)).batch_limits(TranscribeOptions()).chunks == 40
+    monkeypatch.setattr(engine_module, "free_bytes", lambda index: 30 * per_chunk)
+    assert gpu_engine(loaded_model, gpu_free_bytes=(100 * per_chunk, None)).batch_limits(TranscribeOptions()).chunks \
+        == AUTO_GPU_BATCH_CHUNKS  # one card unknown: no memory cap, as when the driver will not say
+
+
 def test_the_gpu_schedule_gives_the_cpu_schedules_events(loaded_model, make_speech, monkeypatch):
     """The GPU path's scheduling (opening shares, seconds, several batches in flight), run on the CPU model:
     every job gets the same events and text as the CPU schedule gives it, in order."""
@@ -200,33 +211,62 @@ def test_the_caching_allocator_is_chosen_only_on_roomy_cards_and_stays_within_th
 
     gib = 1 << 30
     roomy = loading.cuda_allocator_settings([139 * gib, 139 * gib], 4)
-    assert roomy["CT2_CUDA_ALLOCATOR"] == "cub_caching"
-    growth, smallest, largest, cached = map(int, roomy["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"].split(","))
+    assert roomy[loading.ALLOCATOR_ENV] == "cub_caching"
+    growth, smallest, largest, cached = map(int, roomy[loading.ALLOCATOR_CONFIG_ENV].split(","))
     assert (growth, smallest, largest) == (4, 3, 15)
     assert cached == loading.ALLOCATOR_CACHE_MAX_BYTES  # 40% of 139 GiB over 4 workers is more than the cap
-    tight = loading.cuda_allocator_settings([20 * gib], 4)
-    cached = int(tight["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"].split(",")[3])
-    assert cached * 4 <= 20 * gib * gpu_memory.USABLE_SHARE  # four workers' caches within the batches' share
-    assert loading.cuda_allocator_settings([139 * gib, 8 * gib], 2) == {}  # the small card decides
+    tight = loading.cuda_allocator_settings([70 * gib], 4)
+    cached = int(tight[loading.ALLOCATOR_CONFIG_ENV].split(",")[3])
+    assert cached * 4 <= 70 * gib * gpu_memory.USABLE_SHARE  # four workers' caches within the batches' share
+    assert loading.cuda_allocator_settings([139 * gib, 24 * gib], 2) == {}  # the smaller card decides
     assert loading.cuda_allocator_settings([None], 2) == {}  # unknown memory: CTranslate2's default
     assert loading.cuda_allocator_settings([], 2) == {}
 
 
-def test_the_users_allocator_choice_is_kept(monkeypatch):
+@pytest.fixture
+def allocator_environment(monkeypatch):
+    """No allocator variables at the start; monkeypatch restores whatever the test sets."""
     from desktop.engine import loading
 
+    for name in (loading.ALLOCATOR_ENV, loading.ALLOCATOR_CONFIG_ENV, loading.ALLOCATOR_CHOSEN_ENV):
+        monkeypatch.setenv(name, "")  # registered first, so the teardown restores the variable as it was
+        monkeypatch.delenv(name)
+    return loading
+
+
+def test_the_first_load_chooses_the_allocator_and_later_ones_keep_it(allocator_environment, monkeypatch):
+    loading = allocator_environment
+    gib = 1 << 30
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 * gib)
+    loading.configure_cuda_allocator((0,), 4)
+    assert os.environ[loading.ALLOCATOR_ENV] == "cub_caching"
+    assert os.environ[loading.ALLOCATOR_CHOSEN_ENV] == "cub_caching"
+    assert os.environ[loading.ALLOCATOR_CONFIG_ENV] == f"4,3,15,{loading.ALLOCATOR_CACHE_MAX_BYTES}"
+    # Another model (or an engine process, which inherits the environment): the same allocator, caches
+    # sized for its workers and its card, even a card that would not have chosen it.
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 20 * gib)
+    loading.configure_cuda_allocator((1,), 2)
+    assert os.environ[loading.ALLOCATOR_ENV] == "cub_caching"
+    assert os.environ[loading.ALLOCATOR_CONFIG_ENV] == f"4,3,15,{int(20 * gib * gpu_memory.USABLE_SHARE) // 2}"
+
+
+def test_a_small_card_first_keeps_the_default_for_the_process(allocator_environment, monkeypatch):
+    loading = allocator_environment
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 8 << 30)
+    loading.configure_cuda_allocator((0,), 2)
+    assert os.environ[loading.ALLOCATOR_CHOSEN_ENV] == "default"
     monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 << 30)
-    # Both variables registered with monkeypatch first, so the teardown restores what this test sets.
-    monkeypatch.setenv("CT2_CUDA_CACHING_ALLOCATOR_CONFIG", "")
-    monkeypatch.delenv("CT2_CUDA_CACHING_ALLOCATOR_CONFIG")
-    monkeypatch.setenv("CT2_CUDA_ALLOCATOR", "cuda_malloc_async")
+    loading.configure_cuda_allocator((1,), 4)  # too late: CTranslate2 has chosen its default
+    assert loading.ALLOCATOR_ENV not in os.environ and loading.ALLOCATOR_CONFIG_ENV not in os.environ
+
+
+def test_the_users_allocator_choice_is_kept(allocator_environment, monkeypatch):
+    loading = allocator_environment
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 << 30)
+    monkeypatch.setenv(loading.ALLOCATOR_ENV, "cuda_malloc_async")
     loading.configure_cuda_allocator((0,), 4)
-    assert os.environ["CT2_CUDA_ALLOCATOR"] == "cuda_malloc_async"
-    assert "CT2_CUDA_CACHING_ALLOCATOR_CONFIG" not in os.environ
-    monkeypatch.delenv("CT2_CUDA_ALLOCATOR")
-    loading.configure_cuda_allocator((0,), 4)
-    assert os.environ["CT2_CUDA_ALLOCATOR"] == "cub_caching"
-    assert os.environ["CT2_CUDA_CACHING_ALLOCATOR_CONFIG"] == f"4,3,15,{loading.ALLOCATOR_CACHE_MAX_BYTES}"
+    assert os.environ[loading.ALLOCATOR_ENV] == "cuda_malloc_async"
+    assert loading.ALLOCATOR_CONFIG_ENV not in os.environ and loading.ALLOCATOR_CHOSEN_ENV not in os.environ
 
 
 def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech, monkeypatch):
