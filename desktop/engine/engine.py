@@ -48,6 +48,7 @@ from desktop.engine.gpu_memory import (
     chunks_that_fit,
     decoder_shape,
     free_bytes,
+    smallest_known,
 )
 from desktop.engine.loading import LoadedModel
 from desktop.engine.prepare import (
@@ -364,10 +365,10 @@ class Engine:
             # The type CTranslate2 resolved ("int8" on CUDA may run in the model's own float type).
             compute_type = str(getattr(self.whisper.model, "compute_type", self.model.compute_type))
             value_bytes = 4 if compute_type in ("float32", "int8_float32") else 2
-            known = [f for f in frees if f is not None]
+            free = smallest_known(frees)
             fit = {}
-            if shape is not None and known and len(known) == len(frees):
-                fit = {"free": min(known), "shape": shape, "value_bytes": value_bytes}
+            if shape is not None and free is not None:
+                fit = {"free": free, "shape": shape, "value_bytes": value_bytes}
             self._memory_fit = fit
         if not fit:
             return None

@@ -119,6 +119,13 @@ def free_bytes(device_index: int) -> int | None:
         return None
 
 
+def smallest_known(frees: list[int | None]) -> int | None:
+    """The least free memory over some cards; None when there are none or any will not say."""
+    if not frees or any(free is None for free in frees):
+        return None
+    return min(free for free in frees if free is not None)
+
+
 def chunks_that_fit(free: int | None, per_chunk: int, share: float = USABLE_SHARE) -> int | None:
     """How many chunks a batch may hold in `free` bytes (at least 1); None when free is unknown."""
     if free is None or per_chunk <= 0:

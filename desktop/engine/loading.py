@@ -165,14 +165,14 @@ def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | lis
     more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
     two workers 1.2-1.4 s, four 0.9-1.1 s, six or eight no faster than four. Each worker holds a copy of the
     weights and takes a share of the memory batches may use, so large models and small cards keep two."""
-    from desktop.engine.gpu_memory import free_bytes
+    from desktop.engine.gpu_memory import free_bytes, smallest_known
 
     try:
         size = (Path(model_path) / "model.bin").stat().st_size
     except OSError:
         return 2
-    frees = [free_bytes(index) for index in device_indices]
-    if size <= SMALL_MODEL_BYTES and frees and all(f is not None and f >= ROOMY_GPU_BYTES for f in frees):
+    free = smallest_known([free_bytes(index) for index in device_indices])
+    if size <= SMALL_MODEL_BYTES and free is not None and free >= ROOMY_GPU_BYTES:
         return 4
     return 2
 
@@ -208,10 +208,12 @@ def allocator_cache_config(free: int, workers_per_gpu: int) -> str:
 def cuda_allocator_settings(frees: list[int | None], workers_per_gpu: int) -> dict[str, str]:
     """The environment that selects the caching allocator, given each card's free memory; empty (keep
     CTranslate2's default) when a card has less than ALLOCATOR_CACHE_MIN_FREE_BYTES or will not say."""
-    known = [free for free in frees if free is not None]
-    if not frees or len(known) < len(frees) or min(known) < ALLOCATOR_CACHE_MIN_FREE_BYTES:
+    from desktop.engine.gpu_memory import smallest_known
+
+    free = smallest_known(frees)
+    if free is None or free < ALLOCATOR_CACHE_MIN_FREE_BYTES:
         return {}
-    return {ALLOCATOR_ENV: "cub_caching", ALLOCATOR_CONFIG_ENV: allocator_cache_config(min(known), workers_per_gpu)}
+    return {ALLOCATOR_ENV: "cub_caching", ALLOCATOR_CONFIG_ENV: allocator_cache_config(free, workers_per_gpu)}
 
 
 def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], workers_per_gpu: int) -> None:
@@ -219,7 +221,7 @@ def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], worker
     choose CTranslate2's allocator from every card's free memory; later (another model, or an engine
     process), keep that choice and size the caching allocator's caches for this model's workers, which
     read the setting when they start."""
-    from desktop.engine.gpu_memory import free_bytes
+    from desktop.engine.gpu_memory import free_bytes, smallest_known
 
     with _allocator_lock:
         chosen = os.environ.get(ALLOCATOR_CHOSEN_ENV)
@@ -231,10 +233,9 @@ def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], worker
             os.environ[ALLOCATOR_CHOSEN_ENV] = settings.get(ALLOCATOR_ENV, "default")
             log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()) or "CTranslate2's default")
         elif chosen == "cub_caching":
-            frees = [free_bytes(index) for index in device_indices]
-            known = [free for free in frees if free is not None]
-            if known and len(known) == len(frees):
-                os.environ[ALLOCATOR_CONFIG_ENV] = allocator_cache_config(min(known), workers_per_gpu)
+            free = smallest_known([free_bytes(index) for index in device_indices])
+            if free is not None:
+                os.environ[ALLOCATOR_CONFIG_ENV] = allocator_cache_config(free, workers_per_gpu)
 
 
 def _construct(
