@@ -201,8 +201,10 @@ def main() -> None:
                         gpu_processes=not args.one_process)
     print(f"model {loaded.description}, {loaded.workers_per_gpu} workers per GPU; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
     if loaded.device == "cuda":  # which CUDA allocator CTranslate2 was told to use (loading.configure_cuda_allocator)
-        allocator = os.environ.get("CT2_CUDA_ALLOCATOR", "CTranslate2's default")
-        config = os.environ.get("CT2_CUDA_CACHING_ALLOCATOR_CONFIG")
+        from desktop.engine.loading import ALLOCATOR_CONFIG_ENV, ALLOCATOR_ENV
+
+        allocator = os.environ.get(ALLOCATOR_ENV, "CTranslate2's default")
+        config = os.environ.get(ALLOCATOR_CONFIG_ENV)
         print(f"CUDA allocator: {allocator}" + (f" ({config})" if config else ""))
     from faster_whisper.vad import get_vad_model
 

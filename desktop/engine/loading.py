@@ -110,10 +110,13 @@ def load_model(
         else:
             try:
                 chosen_type = pick_compute_type("cuda", compute_type)
+                # Read once for both choices: before CTranslate2 holds a card's context, each read makes
+                # and drops one.
+                frees = [free_bytes(index) for index in indices]
                 if workers_per_gpu is None:
-                    workers_per_gpu = auto_workers_per_gpu(path, indices)
+                    workers_per_gpu = auto_workers_per_gpu(path, indices, frees)
                 here = indices[:1] if gpu_processes else indices
-                configure_cuda_allocator(indices, workers_per_gpu)
+                configure_cuda_allocator(indices, workers_per_gpu, frees)
                 whisper = _construct(path, "cuda", chosen_type, list(here), cpu_threads, workers_per_gpu)
                 gpu_free_bytes = tuple(free_bytes(index) for index in here)
                 _warm(whisper)
@@ -159,7 +162,9 @@ SMALL_MODEL_BYTES = 1 << 30
 ROOMY_GPU_BYTES = 16 << 30
 
 
-def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | list[int]) -> int:
+def auto_workers_per_gpu(
+    model_path: Path, device_indices: tuple[int, ...] | list[int], frees: list[int | None] | None = None
+) -> int:
     """Workers (model replicas) per GPU. Several batches decode side by side on one card: a batch of a
     small model is bound by kernel launches and the CPU-side steps between them, not by the card, so
     more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
@@ -171,7 +176,7 @@ def auto_workers_per_gpu(model_path: Path, device_indices: tuple[int, ...] | lis
         size = (Path(model_path) / "model.bin").stat().st_size
     except OSError:
         return 2
-    free = smallest_known([free_bytes(index) for index in device_indices])
+    free = smallest_known(frees if frees is not None else [free_bytes(index) for index in device_indices])
     if size <= SMALL_MODEL_BYTES and free is not None and free >= ROOMY_GPU_BYTES:
         return 4
     return 2
@@ -216,7 +221,9 @@ def cuda_allocator_settings(frees: list[int | None], workers_per_gpu: int) -> di
     return {ALLOCATOR_ENV: "cub_caching", ALLOCATOR_CONFIG_ENV: allocator_cache_config(free, workers_per_gpu)}
 
 
-def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], workers_per_gpu: int) -> None:
+def configure_cuda_allocator(
+    device_indices: tuple[int, ...] | list[int], workers_per_gpu: int, frees: list[int | None] | None = None
+) -> None:
     """Before a model's construction on the GPUs: the first time in a process (and its engine processes),
     choose CTranslate2's allocator from every card's free memory; later (another model, or an engine
     process), keep that choice and size the caching allocator's caches for this model's workers, which
@@ -228,12 +235,14 @@ def configure_cuda_allocator(device_indices: tuple[int, ...] | list[int], worker
         if chosen is None:
             if ALLOCATOR_ENV in os.environ or ALLOCATOR_CONFIG_ENV in os.environ:
                 return  # the user's choice
-            settings = cuda_allocator_settings([free_bytes(index) for index in device_indices], workers_per_gpu)
+            if frees is None:
+                frees = [free_bytes(index) for index in device_indices]
+            settings = cuda_allocator_settings(frees, workers_per_gpu)
             os.environ.update(settings)
             os.environ[ALLOCATOR_CHOSEN_ENV] = settings.get(ALLOCATOR_ENV, "default")
             log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()) or "CTranslate2's default")
         elif chosen == "cub_caching":
-            free = smallest_known([free_bytes(index) for index in device_indices])
+            free = smallest_known(frees if frees is not None else [free_bytes(index) for index in device_indices])
             if free is not None:
                 os.environ[ALLOCATOR_CONFIG_ENV] = allocator_cache_config(free, workers_per_gpu)
 

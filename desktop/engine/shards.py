@@ -437,8 +437,8 @@ class RemoteShard:
             if self._run is run:
                 self._run = None
 
-    def stop(self) -> None:
-        self.send(_Stop())
+    def wait_stopped(self) -> None:
+        """Wait for the process told to stop to end (terminated if it will not), and close the pipe."""
         with self._reap_lock:
             self.process.join(timeout=STOP_WAIT_S)
             if self.process.is_alive():
@@ -669,7 +669,7 @@ def _stop(shards: list[RemoteShard]) -> None:
     for shard in shards:  # all told first, so they stop side by side
         shard.send(_Stop())
     for shard in shards:
-        shard.stop()
+        shard.wait_stopped()
 
 
 @atexit.register
