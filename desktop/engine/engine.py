@@ -255,8 +255,8 @@ class Engine:
         )
         # The processes start now, in the background, while the user picks files (the app makes an
         # engine when the model is loaded, for this, and one per run; the pool is kept between them).
-        self._starting: list[Future[Any]] = list(
-            start_worker_processes(self._processes, self.prepare_workers) if self._processes is not None else []
+        self._starting: list[Future[Any]] = (
+            [start_worker_processes(self._processes, self.prepare_workers)] if self._processes is not None else []
         )
         if getattr(self.whisper.model, "device", model.device) == "cuda":  # (tests schedule the CPU model as a GPU's)
             self._starting.append(self._warm_once())

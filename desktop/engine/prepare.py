@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -224,8 +225,9 @@ def quiet_cut(audio: np.ndarray, mark: int, search: int) -> int:
 _process_state: dict[str, Any] = {}
 
 
-def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0) -> None:
-    """Process-pool initializer: one feature extractor and a few threads per process."""
+def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0, started: Any = None) -> None:
+    """Process-pool initializer: one feature extractor and a few threads per process. `started`, a
+    shared counter, counts the processes whose initializer has run (start_worker_processes)."""
     from faster_whisper.feature_extractor import FeatureExtractor
     from faster_whisper.vad import get_vad_model
 
@@ -246,6 +248,9 @@ def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0
         _warm_stages()
     except Exception:  # noqa: BLE001 - only a head start: the first file pays what is missing
         logging.getLogger(__name__).exception("warming a worker process failed")
+    if started is not None:
+        with started.get_lock():
+            started.value += 1
 
 
 def _warm_stages() -> None:
@@ -316,14 +321,37 @@ def one_blas_thread() -> int:
 
 
 def process_ready() -> int:
-    """A no-op task: its answer says the worker process has started and run its initializer."""
+    """A no-op task: submitting it makes the pool start a process (a spawn pool starts them on demand)."""
     return os.getpid()
 
 
-def start_worker_processes(pool: ProcessPoolExecutor, processes: int) -> list[Future[int]]:
+def start_worker_processes(pool: ProcessPoolExecutor, processes: int) -> Future[int]:
     """Start every process of a pool now, in the background, so the first files do not wait on
-    imports (a second or two). A spawn pool starts a process per task submitted while none is idle."""
-    return [pool.submit(process_ready) for _ in range(processes)]
+    imports (a second or two). The future is done when every process has run its initializer: the
+    no-op tasks that start them are all done by the first process up (on 2 cores, 1 of 8 processes had
+    started then), and a run begun at that point had part of its CPU stage still importing."""
+    submitted = [pool.submit(process_ready) for _ in range(processes)]
+    started = _started.get(pool)
+    ready: Future[int] = Future()
+
+    def watch() -> None:
+        deadline = time.monotonic() + PROCESS_START_TIMEOUT_S
+        while True:
+            failed = next((f for f in submitted if f.done() and not f.cancelled() and f.exception() is not None), None)
+            if failed is not None:  # the pool broke: an initializer failed, or a process died
+                ready.set_exception(failed.exception())  # type: ignore[arg-type]
+                return
+            count = started.value if started is not None else processes
+            shut = any(f.cancelled() for f in submitted)  # the pool was shut down: nothing more will start
+            if count >= processes or shut or time.monotonic() > deadline:
+                if count < processes and not shut:
+                    logging.getLogger(__name__).warning("%d of %d CPU-stage processes started", count, processes)
+                ready.set_result(count)
+                return
+            time.sleep(_START_POLL_S)
+
+    threading.Thread(target=watch, name="verbatim-processes-starting", daemon=True).start()
+    return ready
 
 
 def prepare_in_process(
@@ -336,6 +364,10 @@ def prepare_in_process(
 
 _pools: dict[tuple[Any, ...], ProcessPoolExecutor] = {}
 _pools_lock = threading.Lock()
+# Each pool's shared count of processes whose initializer has run (start_worker_processes).
+_started: weakref.WeakKeyDictionary[ProcessPoolExecutor, Any] = weakref.WeakKeyDictionary()
+PROCESS_START_TIMEOUT_S = 60.0
+_START_POLL_S = 0.02
 
 
 def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: int = 2) -> ProcessPoolExecutor:
@@ -347,13 +379,16 @@ def worker_processes(feature_kwargs: dict[str, Any], processes: int, threads: in
         pool = _pools.get(key)
         if pool is None:
             # spawn, not fork: the parent holds CUDA contexts and threads that a fork would copy.
+            context = multiprocessing.get_context("spawn")
+            started = context.Value("i", 0)
             pool = ProcessPoolExecutor(
                 processes,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=init_process,
-                initargs=(feature_kwargs, threads, niceness),
+                initargs=(feature_kwargs, threads, niceness, started),
             )
             _pools[key] = pool
+            _started[pool] = started
         return pool
 
 

@@ -150,3 +150,29 @@ def test_a_worker_process_warms_each_stage_it_runs(loaded_model, monkeypatch):
                             lambda samples: ran.append("features") or extractor(samples))
         prepare._warm_stages()
     assert ran == [f"decode {SAMPLE_RATE}", "vad", "features"]  # one second, resampled to 16 kHz
+
+
+def test_worker_processes_are_ready_when_every_process_has_started():
+    """The no-op tasks that start a spawn pool's processes are all done by the first one up; the
+    ready future waits until every process has run its initializer, and a pool already started is
+    ready at once (the app makes an engine per run on the same pool)."""
+    pool = prepare.worker_processes({"feature_size": 80}, 3, threads=1)
+    try:
+        ready = prepare.start_worker_processes(pool, 3)
+        assert ready.result(timeout=120) == 3
+        assert prepare._started[pool].value == 3
+        pids = {pool.submit(prepare.process_ready).result(timeout=60) for _ in range(12)}
+        assert len(pool._processes) == 3 and pids <= set(pool._processes)
+        assert prepare.start_worker_processes(pool, 3).result(timeout=10) == 3
+    finally:
+        prepare.discard_worker_processes(pool)
+
+
+def test_a_pool_whose_processes_cannot_start_is_not_ready():
+    """An initializer that fails breaks the pool: the ready future says so rather than waiting."""
+    pool = prepare.worker_processes({"no_such_argument": 1}, 2, threads=1)
+    try:
+        ready = prepare.start_worker_processes(pool, 2)
+        assert ready.exception(timeout=120) is not None
+    finally:
+        prepare.discard_worker_processes(pool)
