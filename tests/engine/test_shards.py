@@ -190,3 +190,17 @@ def test_a_short_queue_is_shared_between_the_shards(shard_engine, queue_files):
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2, 3]
     takers = list(shard_engine.shard_of_job.values())
     assert "local" in takers and ShardSpec("cpu", 0).name in takers
+
+
+def test_every_remote_shard_takes_part(loaded_model, queue_files):
+    """Three or more GPUs: each engine process beyond the first gets files, not only one of them."""
+    engine = Engine(loaded_model, remote_shards=[ShardSpec("cpu", 0), ShardSpec("cpu", 1)])
+    try:
+        assert engine.wait_ready(timeout_s=READY_S)
+        jobs = [EngineJob(i, f) for i, f in enumerate(queue_files * 2)]
+        events = list(engine.run(jobs, OPTIONS, threading.Event()))
+        assert sum(isinstance(e, JobFinished) for e in events) == len(jobs)
+        takers = set(engine.shard_of_job.values())
+        assert {ShardSpec("cpu", 0).name, ShardSpec("cpu", 1).name} <= takers, engine.shard_of_job
+    finally:
+        stop_shards(loaded_model.whisper)
