@@ -114,9 +114,9 @@ def load_model(
                 # and drops one.
                 frees = [free_bytes(index) for index in indices]
                 if workers_per_gpu is None:
-                    workers_per_gpu = auto_workers_per_gpu(path, indices, frees)
+                    workers_per_gpu = auto_workers_per_gpu(path, frees)
                 here = indices[:1] if gpu_processes else indices
-                configure_cuda_allocator(indices, workers_per_gpu, frees)
+                configure_cuda_allocator(frees, workers_per_gpu)
                 whisper = _construct(path, "cuda", chosen_type, list(here), cpu_threads, workers_per_gpu)
                 gpu_free_bytes = tuple(free_bytes(index) for index in here)
                 _warm(whisper)
@@ -162,21 +162,20 @@ SMALL_MODEL_BYTES = 1 << 30
 ROOMY_GPU_BYTES = 16 << 30
 
 
-def auto_workers_per_gpu(
-    model_path: Path, device_indices: tuple[int, ...] | list[int], frees: list[int | None] | None = None
-) -> int:
+def auto_workers_per_gpu(model_path: Path, frees: list[int | None]) -> int:
     """Workers (model replicas) per GPU. Several batches decode side by side on one card: a batch of a
     small model is bound by kernel launches and the CPU-side steps between them, not by the card, so
     more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
     two workers 1.2-1.4 s, four 0.9-1.1 s, six or eight no faster than four. Each worker holds a copy of the
-    weights and takes a share of the memory batches may use, so large models and small cards keep two."""
-    from desktop.engine.gpu_memory import free_bytes, smallest_known
+    weights and takes a share of the memory batches may use, so large models and small cards keep two.
+    `frees`: each GPU's free memory (None where it will not say)."""
+    from desktop.engine.gpu_memory import smallest_known
 
     try:
         size = (Path(model_path) / "model.bin").stat().st_size
     except OSError:
         return 2
-    free = smallest_known(frees if frees is not None else [free_bytes(index) for index in device_indices])
+    free = smallest_known(frees)
     if size <= SMALL_MODEL_BYTES and free is not None and free >= ROOMY_GPU_BYTES:
         return 4
     return 2
@@ -221,28 +220,24 @@ def cuda_allocator_settings(frees: list[int | None], workers_per_gpu: int) -> di
     return {ALLOCATOR_ENV: "cub_caching", ALLOCATOR_CONFIG_ENV: allocator_cache_config(free, workers_per_gpu)}
 
 
-def configure_cuda_allocator(
-    device_indices: tuple[int, ...] | list[int], workers_per_gpu: int, frees: list[int | None] | None = None
-) -> None:
-    """Before a model's construction on the GPUs: the first time in a process (and its engine processes),
-    choose CTranslate2's allocator from every card's free memory; later (another model, or an engine
-    process), keep that choice and size the caching allocator's caches for this model's workers, which
-    read the setting when they start."""
-    from desktop.engine.gpu_memory import free_bytes, smallest_known
+def configure_cuda_allocator(frees: list[int | None], workers_per_gpu: int) -> None:
+    """Before a model's construction on the GPUs (`frees`: each card's free memory): the first time in a
+    process (and its engine processes), choose CTranslate2's allocator from every card's free memory;
+    later (another model, or an engine process), keep that choice and size the caching allocator's caches
+    for this model's workers, which read the setting when they start."""
+    from desktop.engine.gpu_memory import smallest_known
 
     with _allocator_lock:
         chosen = os.environ.get(ALLOCATOR_CHOSEN_ENV)
         if chosen is None:
             if ALLOCATOR_ENV in os.environ or ALLOCATOR_CONFIG_ENV in os.environ:
                 return  # the user's choice
-            if frees is None:
-                frees = [free_bytes(index) for index in device_indices]
             settings = cuda_allocator_settings(frees, workers_per_gpu)
             os.environ.update(settings)
             os.environ[ALLOCATOR_CHOSEN_ENV] = settings.get(ALLOCATOR_ENV, "default")
             log.info("CUDA allocator: %s", ", ".join(f"{k}={v}" for k, v in settings.items()) or "CTranslate2's default")
         elif chosen == "cub_caching":
-            free = smallest_known(frees if frees is not None else [free_bytes(index) for index in device_indices])
+            free = smallest_known(frees)
             if free is not None:
                 os.environ[ALLOCATOR_CONFIG_ENV] = allocator_cache_config(free, workers_per_gpu)
 

@@ -329,10 +329,15 @@ def start_worker_processes(pool: ProcessPoolExecutor, processes: int) -> Future[
     """Start every process of a pool now, in the background, so the first files do not wait on
     imports (a second or two). The future is done when every process has run its initializer: the
     no-op tasks that start them are all done by the first process up (on 2 cores, 1 of 8 processes had
-    started then), and a run begun at that point had part of its CPU stage still importing."""
-    submitted = [pool.submit(process_ready) for _ in range(processes)]
+    started then), and a run begun at that point had part of its CPU stage still importing. A pool
+    already started (the app makes an engine per run on the same pool) is ready at once: no tasks, no
+    watcher thread."""
     started = _started.get(pool)
     ready: Future[int] = Future()
+    if started is not None and started.value >= processes:
+        ready.set_result(started.value)
+        return ready
+    submitted = [pool.submit(process_ready) for _ in range(processes)]
 
     def watch() -> None:
         deadline = time.monotonic() + PROCESS_START_TIMEOUT_S

@@ -188,22 +188,18 @@ def test_waiting_for_a_slow_file_does_not_spin(loaded_model, make_speech, monkey
     assert calls["n"] < 200, calls
 
 
-def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, tmp_path, monkeypatch):
+def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, tmp_path):
     from desktop.engine import loading
 
     gib = 1 << 30
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: {0: 80 * gib, 1: 40 * gib}.get(index))
-    assert loading.auto_workers_per_gpu(base_model_dir, (0, 1)) == 4  # base (145 MB), both cards roomy
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: {0: 80 * gib, 1: 6 * gib}.get(index))
-    assert loading.auto_workers_per_gpu(base_model_dir, (0, 1)) == 2  # the smaller card decides
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
-    assert loading.auto_workers_per_gpu(base_model_dir, (0,)) == 2  # unknown memory: the safe choice
+    assert loading.auto_workers_per_gpu(base_model_dir, [80 * gib, 40 * gib]) == 4  # base (145 MB), both cards roomy
+    assert loading.auto_workers_per_gpu(base_model_dir, [80 * gib, 6 * gib]) == 2  # the smaller card decides
+    assert loading.auto_workers_per_gpu(base_model_dir, [None]) == 2  # unknown memory: the safe choice
     large = tmp_path / "large"
     large.mkdir()
     with open(large / "model.bin", "wb") as f:
         f.truncate(3 * gib)  # sparse: a large-v3-sized file without the disk space
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 80 * gib)
-    assert loading.auto_workers_per_gpu(large, (0,)) == 2
+    assert loading.auto_workers_per_gpu(large, [80 * gib]) == 2
 
 
 def test_the_caching_allocator_is_chosen_only_on_roomy_cards_and_stays_within_the_batches_share():
@@ -234,37 +230,32 @@ def allocator_environment(monkeypatch):
     return loading
 
 
-def test_the_first_load_chooses_the_allocator_and_later_ones_keep_it(allocator_environment, monkeypatch):
+def test_the_first_load_chooses_the_allocator_and_later_ones_keep_it(allocator_environment):
     loading = allocator_environment
     gib = 1 << 30
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 * gib)
-    loading.configure_cuda_allocator((0,), 4)
+    loading.configure_cuda_allocator([139 * gib], 4)
     assert os.environ[loading.ALLOCATOR_ENV] == "cub_caching"
     assert os.environ[loading.ALLOCATOR_CHOSEN_ENV] == "cub_caching"
     assert os.environ[loading.ALLOCATOR_CONFIG_ENV] == f"4,3,15,{loading.ALLOCATOR_CACHE_MAX_BYTES}"
     # Another model (or an engine process, which inherits the environment): the same allocator, caches
     # sized for its workers and its card, even a card that would not have chosen it.
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 20 * gib)
-    loading.configure_cuda_allocator((1,), 2)
+    loading.configure_cuda_allocator([20 * gib], 2)
     assert os.environ[loading.ALLOCATOR_ENV] == "cub_caching"
     assert os.environ[loading.ALLOCATOR_CONFIG_ENV] == f"4,3,15,{int(20 * gib * gpu_memory.USABLE_SHARE) // 2}"
 
 
-def test_a_small_card_first_keeps_the_default_for_the_process(allocator_environment, monkeypatch):
+def test_a_small_card_first_keeps_the_default_for_the_process(allocator_environment):
     loading = allocator_environment
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 8 << 30)
-    loading.configure_cuda_allocator((0,), 2)
+    loading.configure_cuda_allocator([8 << 30], 2)
     assert os.environ[loading.ALLOCATOR_CHOSEN_ENV] == "default"
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 << 30)
-    loading.configure_cuda_allocator((1,), 4)  # too late: CTranslate2 has chosen its default
+    loading.configure_cuda_allocator([139 << 30], 4)  # too late: CTranslate2 has chosen its default
     assert loading.ALLOCATOR_ENV not in os.environ and loading.ALLOCATOR_CONFIG_ENV not in os.environ
 
 
 def test_the_users_allocator_choice_is_kept(allocator_environment, monkeypatch):
     loading = allocator_environment
-    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 139 << 30)
     monkeypatch.setenv(loading.ALLOCATOR_ENV, "cuda_malloc_async")
-    loading.configure_cuda_allocator((0,), 4)
+    loading.configure_cuda_allocator([139 << 30], 4)
     assert os.environ[loading.ALLOCATOR_ENV] == "cuda_malloc_async"
     assert loading.ALLOCATOR_CONFIG_ENV not in os.environ and loading.ALLOCATOR_CHOSEN_ENV not in os.environ
 
