@@ -79,7 +79,7 @@ def main() -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setStyleSheet(style_sheet())
     settings = Settings(model=args.model, device=args.device)
-    store = Store()
+    store = Store(owner=True)
     worker = ModelWorker(settings)
     window = MainWindow(store, worker, settings)
     marks: dict[str, float] = {}

@@ -44,13 +44,18 @@ def main(files: list[str]) -> int:
 
     settings = load_settings()
     try:
-        store = Store()
+        store = Store(owner=True)
     except StoreError as exc:
-        QMessageBox.critical(None, "Verbatim", str(exc))
+        log.error("%s", exc)
+        QMessageBox.critical(None, "Verbatim", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         return 1
     worker = ModelWorker(settings)
     window = MainWindow(store, worker, settings)
     window.show()
+    if store.recovered_from is not None:
+        window.notice.show_message(
+            f"The library file was damaged and could not be read. It is kept as {store.recovered_from} and a new "
+            "library was started.", "warning")
     if files:
         window.add_paths(files)
     # Start the model a moment after the first paint: importing faster_whisper holds the interpreter

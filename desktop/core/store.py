@@ -5,11 +5,20 @@ and every change is one transaction, so a crash leaves either the old or the new
 Segments are appended as they stream in; an edit re-saves the whole transcript in one transaction.
 
 One Store (one connection) belongs to one thread: the GUI thread in the app, the main thread in the CLI.
+
+One process at a time owns the library (`Store(owner=True)`): it holds an exclusive lock on
+`library.sqlite3.lock` for as long as it runs, and only the owner may treat a `running` job as a crash
+left-over and resume it. The lock is the kernel's (flock), so it goes with the process however it ends, and
+a library whose lock is free has no other owner alive. Other processes (`verbatim library`, `verbatim
+record`) read, and add jobs, beside the owner.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -22,6 +31,8 @@ from desktop.core.jobs import Job, JobState
 from desktop.core.paths import library_path
 from desktop.core.segment import Segment, TranscriptInfo, Word
 from desktop.core.transcript import Transcript
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -63,6 +74,39 @@ class StoreError(Exception):
     """The library cannot be opened or used; the message is a sentence for the user."""
 
 
+class LibraryInUse(StoreError):
+    """Another process owns the library (an open window)."""
+
+
+class StoreWriteError(StoreError):
+    """A change could not be saved (a full disk, a read-only or vanished folder). Nothing of that change
+    was written: every write is one transaction."""
+
+    def __init__(self, message: str, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
+def _write_error(exc: BaseException) -> StoreWriteError:
+    text = str(exc)
+    disk_full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in text or (
+        "SQLITE_FULL" in text
+    )
+    if disk_full:
+        return StoreWriteError("the disk is full: free some space, then resume", disk_full=True)
+    if "readonly" in text or "read-only" in text or (isinstance(exc, OSError) and exc.errno == errno.EROFS):
+        return StoreWriteError("the library's folder is read-only")
+    return StoreWriteError(f"the library could not be written ({text})")
+
+
+def _is_damaged(exc: sqlite3.DatabaseError) -> bool:
+    """The file is not a database SQLite can read, as opposed to a busy or unwritable one."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """A job with everything the library knows about it besides segments."""
@@ -76,27 +120,82 @@ class JobRecord:
 
 
 class Store:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else library_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Create the file with 0600 before SQLite does: transcripts are private. SQLite gives the -wal and
-        # -shm files the permissions of the database file.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+    def __init__(self, path: Path | None = None, *, owner: bool = False) -> None:
+        """Open (or create) the library. `owner=True` takes the library's lock for the Store's life
+        (LibraryInUse when another process holds it), and sets a damaged file aside as a dated backup
+        before starting a new one (`recovered_from` then names the backup)."""
+        self.owner = owner
+        self.recovered_from: Path | None = None
+        self._lock_fd: int | None = None
         try:
-            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            self.path = Path(path) if path is not None else library_path()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if owner:
+                self._lock_fd = _take_lock(self.path.with_name(self.path.name + ".lock"))
+            # Create the file with 0600 before SQLite does: transcripts are private. SQLite gives the -wal
+            # and -shm files the permissions of the database file.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            self._release_lock()
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise StoreError(f"cannot open the library {library_path() if path is None else path}: {reason}") from exc
+        try:
+            self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not (owner and _is_damaged(exc)):
+                self._release_lock()
+                raise StoreError(f"cannot open the library {self.path}: {_open_reason(exc)}") from exc
+            self.recovered_from = self._set_aside()
+            log.warning("the library %s was damaged (%s); kept it as %s", self.path, exc, self.recovered_from)
+            try:
+                self._connect()
+            except sqlite3.DatabaseError as again:
+                self._release_lock()
+                raise StoreError(f"cannot open the library {self.path}: {_open_reason(again)}") from again
+
+    def _connect(self) -> None:
+        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
             self._db.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across application crashes in WAL mode; only a power cut may lose the
             # last transactions, never corrupt the file.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the library {self.path}: {exc}") from exc
+            # Reading every table once finds a damaged file now, at open, rather than in the middle of a run.
+            self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+            self._db.execute("SELECT COUNT(*) FROM segments").fetchone()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _set_aside(self) -> Path:
+        """Move the damaged library (and its WAL) to a dated backup beside it; nothing is deleted."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = self.path.with_name(f"{self.path.stem}.damaged-{stamp}{self.path.suffix}")
+        n = 2
+        while backup.exists():
+            backup = self.path.with_name(f"{self.path.stem}.damaged-{stamp}-{n}{self.path.suffix}")
+            n += 1
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.replace(backup.with_name(backup.name + suffix))
+        self.path.replace(backup)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        return backup
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def close(self) -> None:
         self._db.close()
+        self._release_lock()
 
     def __enter__(self) -> Store:
         return self
@@ -106,13 +205,24 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One all-or-nothing write. A write SQLite refuses (full disk, read-only file) raises
+        StoreWriteError with the old state intact."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _write_error(exc) from exc
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rolling back a failed write failed")
+            if isinstance(exc, sqlite3.OperationalError | OSError):
+                raise _write_error(exc) from exc
             raise
-        self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -219,9 +329,10 @@ class Store:
             )
 
     def set_done_s(self, job_id: int, done_s: float) -> None:
-        self._db.execute(
-            "UPDATE jobs SET done_s = MAX(done_s, ?), updated_at = ? WHERE id = ?", (done_s, time.time(), job_id)
-        )
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET done_s = MAX(done_s, ?), updated_at = ? WHERE id = ?", (done_s, time.time(), job_id)
+            )
 
     def remove_job(self, job_id: int) -> None:
         with self._transaction() as db:
@@ -237,9 +348,10 @@ class Store:
             )
 
     def resume_point(self, job_id: int) -> float:
-        """Where an interrupted job carries on: past everything committed. `done_s` and the segments are
-        written in separate transactions, so either may be ahead after a crash; decoding again from the
-        later of the two never duplicates a segment and never skips audio that has none."""
+        """Where an interrupted job carries on: past everything committed. Segments and the `done_s` that
+        covers them are written together (append_segments), but segments saved by an edit during the run
+        may reach past `done_s`; decoding again from the later of the two never duplicates a segment and
+        never skips audio that has none."""
         row = self._db.execute(
             "SELECT MAX(j.done_s, COALESCE((SELECT MAX(end_s) FROM segments WHERE job_id = j.id), 0)) "
             "FROM jobs j WHERE j.id = ?",
@@ -251,25 +363,56 @@ class Store:
 
     def recover_interrupted(self) -> list[int]:
         """Jobs left `running` by a crash go back to the queue; their committed segments and `done_s`
-        stay, so a resume can start where they stopped. Returns their ids."""
+        stay, so a resume can start where they stopped. Returns their ids.
+
+        Only the owner may: holding the lock proves that no other process is running these jobs. Jobs
+        whose source another live process holds (a recording still being made or transcribed by
+        `verbatim record`) are not crash left-overs and are left alone."""
+        if not self.owner:
+            raise StoreError("only the process that owns the library may resume its jobs")
         with self._transaction() as db:
-            ids = [row[0] for row in db.execute("SELECT id FROM jobs WHERE state = 'running' ORDER BY position")]
-            db.execute("UPDATE jobs SET state = 'queued', updated_at = ? WHERE state = 'running'", (time.time(),))
+            rows = db.execute("SELECT id, source FROM jobs WHERE state = 'running' ORDER BY position").fetchall()
+            ids = [job_id for job_id, source in rows if not source_is_busy(source)]
+            db.executemany(
+                "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", [(time.time(), i) for i in ids]
+            )
         return ids
+
+    def finish_job(self, job_id: int, segments: Iterable[Segment], state: JobState, error: str | None = None) -> None:
+        """The job's last segments and its final state, in one transaction."""
+        rows = list(segments)
+        with self._transaction() as db:
+            if rows:
+                self._insert_after(db, job_id, rows)
+            if state == JobState.DONE:
+                db.execute(
+                    "UPDATE jobs SET state = ?, error = NULL, done_s = COALESCE(duration_s, done_s), "
+                    "updated_at = ? WHERE id = ?",
+                    (state.value, time.time(), job_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                    (state.value, error, time.time(), job_id),
+                )
 
     # -- segments ----------------------------------------------------------------------------------
     def append_segments(self, job_id: int, segments: Iterable[Segment], done_s: float | None = None) -> None:
         """Add streamed segments after the ones stored, and move `done_s` forward, in one transaction."""
         rows = list(segments)
         with self._transaction() as db:
-            first = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM segments WHERE job_id = ?", (job_id,))
-            start_idx = first.fetchone()[0]
-            db.executemany(_INSERT_SEGMENT, [_segment_row(job_id, start_idx + i, s) for i, s in enumerate(rows)])
+            self._insert_after(db, job_id, rows)
             if done_s is not None:
                 db.execute(
                     "UPDATE jobs SET done_s = MAX(done_s, ?), updated_at = ? WHERE id = ?",
                     (done_s, time.time(), job_id),
                 )
+
+    @staticmethod
+    def _insert_after(db: sqlite3.Connection, job_id: int, rows: Sequence[Segment]) -> None:
+        first = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM segments WHERE job_id = ?", (job_id,))
+        start_idx = first.fetchone()[0]
+        db.executemany(_INSERT_SEGMENT, [_segment_row(job_id, start_idx + i, s) for i, s in enumerate(rows)])
 
     def save_transcript(self, job_id: int, transcript: Transcript) -> None:
         """Replace all of the job's segments by the transcript's, in one transaction (after an edit)."""
@@ -303,6 +446,73 @@ class Store:
 
     def load_transcript(self, job_id: int) -> Transcript:
         return Transcript(self.info(job_id), self.segments(job_id))
+
+
+def _open_reason(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "disk is full" in text:
+        return "the disk is full; free some space and start again"
+    if _is_damaged(exc):
+        return f"the file is damaged ({text})"
+    return text
+
+
+def _take_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = ""
+        try:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+        except OSError:
+            pass
+        os.close(fd)
+        who = f" (process {holder})" if holder.isdigit() else ""
+        raise LibraryInUse(f"the library {path.with_suffix('')} is open in another Verbatim window{who}") from None
+    except OSError:
+        os.close(fd)
+        raise
+    # The holder's pid, for the message another process shows; the lock itself is the flock.
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:
+        pass
+    return fd
+
+
+def hold_source(path: str | Path) -> int | None:
+    """Mark `path` as in use by this process (a recording being made or transcribed outside the window)
+    for as long as the returned descriptor stays open; None when the file cannot be opened. The mark is a
+    shared flock on the file itself, so it ends with the process however the process ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def source_is_busy(path: str | Path) -> bool:
+    """True while another live process holds `path` with hold_source."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 _INSERT_SEGMENT = (

@@ -13,6 +13,23 @@ from desktop.core.segment import Segment, TranscriptInfo, Word
 TIME_EPSILON_S = 0.0005
 # The shortest segment a nudge may leave: a segment must keep some time to be played and read.
 MIN_SEGMENT_S = 0.05
+# Streamed segments shorter than this after fitting them behind the previous one are stretched to it.
+MIN_STREAMED_SEGMENT_S = 0.01
+
+
+def fit_after(previous_end_s: float, segments: Iterable[Segment]) -> list[Segment]:
+    """Segments as a transcript can take them: none starts before the previous one ends, none is empty
+    in time. The engine's segments are ordered, but chunk edges can overlap by a few milliseconds, and
+    Transcript refuses overlaps; losing a segment's text over that would be worse."""
+    fitted: list[Segment] = []
+    for segment in segments:
+        start_s = round(max(segment.start_s, previous_end_s), 3)
+        end_s = round(max(segment.end_s, start_s + MIN_STREAMED_SEGMENT_S), 3)
+        if (start_s, end_s) != (segment.start_s, segment.end_s):
+            segment = replace(segment, start_s=start_s, end_s=end_s)
+        fitted.append(segment)
+        previous_end_s = end_s
+    return fitted
 
 
 class EditError(ValueError):

@@ -35,11 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.capture.recorder import RecorderState
+from desktop.core.coordinator import JobCoordinator
 from desktop.core.jobs import Job, JobState
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
-from desktop.core.store import Store
-from desktop.core.transcript import Transcript
+from desktop.core.store import Store, StoreError
+from desktop.core.transcript import MIN_STREAMED_SEGMENT_S, Transcript, fit_after
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
 from desktop.ui.notice_bar import NoticeBar
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
@@ -63,23 +64,7 @@ EXPORT_FILTERS = {
     "docx": "Word document (*.docx)",
     "json": "JSON (*.json)",
 }
-# Segments shorter than this after fitting them behind the previous one are stretched to it.
-_MIN_SEGMENT_S = 0.01
-
-
-def fit_after(previous_end_s: float, segments: Iterable[Segment]) -> list[Segment]:
-    """Segments as the transcript can take them: none starts before the previous one ends, none is empty
-    in time. The engine's segments are ordered, but chunk edges can overlap by a few milliseconds, and
-    Transcript refuses overlaps; losing a segment's text over that would be worse."""
-    fitted: list[Segment] = []
-    for segment in segments:
-        start_s = round(max(segment.start_s, previous_end_s), 3)
-        end_s = round(max(segment.end_s, start_s + _MIN_SEGMENT_S), 3)
-        if (start_s, end_s) != (segment.start_s, segment.end_s):
-            segment = dataclasses.replace(segment, start_s=start_s, end_s=end_s)
-        fitted.append(segment)
-        previous_end_s = end_s
-    return fitted
+_MIN_SEGMENT_S = MIN_STREAMED_SEGMENT_S
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -125,7 +110,12 @@ class MainWindow(QMainWindow):
         self.worker = worker
         self.settings = settings
         self._settings_saver = settings_saver
-        self._transcripts: dict[int, Transcript] = {}
+        # Writes the worker's results to the library; its transcripts are the ones the editor shows.
+        self.jobs = JobCoordinator(store)
+        self._transcripts: dict[int, Transcript] = self.jobs.transcripts
+        # Set while the library refuses writes (a full disk): the worker is held until the user resumes.
+        self._write_failure: StoreError | None = None
+        self._unsaved_edits: set[int] = set()
         self._model_name = settings.model
         self._closing = False
         self._follow_newest = True
@@ -420,15 +410,74 @@ class MainWindow(QMainWindow):
 
     def _resume_queue(self) -> None:
         """Jobs a crash left running, and jobs still queued when the app last closed, run again."""
-        interrupted = set(self.store.recover_interrupted())
-        for job in self.store.jobs():
-            if job.id in interrupted:
-                start_at_s = self.store.resume_point(job.id)
+        try:
+            found = self.jobs.resumable()
+        except StoreError as exc:
+            self._halt_on_write_error(exc)
+            return
+        for item in found:
+            job = item.job
+            if item.interrupted:
                 self.queue_model.update(job.id, state=JobState.QUEUED)
-                log.info("resuming job %d (%s) at %.2f s", job.id, job.source, start_at_s)
-                self.worker.enqueue(job.id, job.source, start_at_s=start_at_s)
-            elif job.state == JobState.QUEUED:
-                self.worker.enqueue(job.id, job.source)
+                log.info("resuming job %d (%s) at %.2f s", job.id, job.source, item.start_at_s)
+            self.worker.enqueue(job.id, job.source, start_at_s=item.start_at_s)
+
+    # -- when the library refuses writes -----------------------------------------------------------
+    def _halt_on_write_error(self, exc: StoreError) -> None:
+        """Stop transcribing until the user resumes: what cannot be saved would be lost. What was saved
+        stays, and each stopped job resumes where its saved text ends."""
+        first = self._write_failure is None
+        self._write_failure = exc
+        if first:
+            log.error("the library refused a write: %s", exc)
+            for job_id in self.worker.hold():
+                self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
+            for job_id in self.jobs.halted():
+                self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
+        self.notice.setProperty("write-error", True)
+        self.notice.show_message(
+            f"Could not save to the library: {exc}. Transcription is paused; everything saved so far is kept, "
+            "and it carries on where the saved text ends.", "error", action=("Resume", self.resume_after_write_error))
+        self._update_actions()
+
+    def resume_after_write_error(self) -> bool:
+        """Carry on after a refused write, once the library takes writes again. True when it did."""
+        if self._write_failure is None:
+            return True
+        try:
+            for job_id in sorted(self._unsaved_edits):
+                if self.store.has_job(job_id):
+                    self.jobs.edited(job_id, self.jobs.transcript(job_id))
+            self._unsaved_edits.clear()
+            # Jobs stopped mid-run go back to the queue at their resume point (a crash would do the same).
+            found = self.jobs.resumable()
+        except StoreError as exc:
+            self._write_failure = None
+            self._halt_on_write_error(exc)
+            return False
+        self._write_failure = None
+        self.notice.setProperty("write-error", False)
+        self.notice.hide()
+        for item in found:
+            self.jobs.forget(item.job.id)
+            self.queue_model.update(item.job.id, state=JobState.QUEUED, error=None, done_s=item.start_at_s)
+            self.worker.enqueue(item.job.id, item.job.source, start_at_s=item.start_at_s)
+        self.worker.release()
+        self.statusBar().showMessage("Saving works again; transcription carries on.", 8000)
+        if self.current_job_id() is not None:
+            self._show_job(self.current_job_id())
+        return True
+
+    def _store_write(self, job_id: int, write: Callable[[], object]) -> bool:
+        """Run one library write for a job's event; a refused write pauses the queue. True when saved."""
+        if self._write_failure is not None:
+            return False
+        try:
+            write()
+        except StoreError as exc:
+            self._halt_on_write_error(exc)
+            return False
+        return True
 
     # -- dialogs (attributes so tests can replace them) --------------------------------------------
     def ask_open_files(self) -> list[str]:
@@ -496,7 +545,11 @@ class MainWindow(QMainWindow):
                 refused.append((path, "already in the queue"))
                 continue
             waiting.add(source)
-            job = self.store.add_job(str(source))
+            try:
+                job = self.store.add_job(str(source))
+            except StoreError as exc:
+                refused.append((path, f"not saved to the library: {exc}"))
+                continue
             self.queue_model.add(job)
             self.worker.enqueue(job.id, job.source)
             added.append(job)
@@ -552,11 +605,17 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def transcript_for(self, job_id: int) -> Transcript:
-        transcript = self._transcripts.get(job_id)
-        if transcript is None:
-            transcript = self.store.load_transcript(job_id)
-            self._transcripts[job_id] = transcript
-        return transcript
+        try:
+            return self.jobs.transcript(job_id)
+        except ValueError as exc:
+            # A transcript whose saved segments break the rules (left by an older version with two
+            # writers): shown empty with the reason, never taking another job's text.
+            from desktop.core.segment import TranscriptInfo
+
+            log.error("job %d: the saved transcript is damaged: %s", job_id, exc)
+            self._show_edit_error(f"This transcript is damaged and cannot be shown: {exc}")
+            info = self.store.info(job_id) if self.store.has_job(job_id) else TranscriptInfo(source="")
+            return Transcript(info)
 
     def _is_running(self, job_id: int) -> bool:
         entry = self.queue_model.entry(job_id)
@@ -733,16 +792,13 @@ class MainWindow(QMainWindow):
         return not self._closing and self.queue_model.row_of(job_id) is not None
 
     def _on_job_started(self, job_id: int, event) -> None:
-        if not self._known(job_id):
+        if not self._known(job_id) or self._write_failure is not None:
             return
         self._drafts.pop(job_id, None)  # a recording's full pass replaces its live draft
-        self.store.mark_started(job_id, event.duration_s, event.language, event.language_probability,
-                                self._model_name, event.start_at_s)
-        if event.start_at_s > 0:
-            # A resume: what was committed before the start point stays, edits included.
-            self._transcripts[job_id] = self.store.load_transcript(job_id)
-        else:
-            self._transcripts[job_id] = Transcript(self.store.info(job_id))
+        if not self._store_write(job_id, lambda: self.jobs.started(
+                job_id, event.duration_s, event.language, event.language_probability, self._model_name,
+                event.start_at_s)):
+            return
         job = self.store.job(job_id)
         self.queue_model.update(job_id, state=JobState.RUNNING, duration_s=event.duration_s,
                                 language=job.language, error=None, done_s=event.start_at_s)
@@ -750,27 +806,24 @@ class MainWindow(QMainWindow):
             self._show_job(job_id)
 
     def _on_segments_decoded(self, job_id: int, segments: tuple[Segment, ...]) -> None:
-        if not self._known(job_id):
+        if not self._known(job_id) or self._write_failure is not None:
             return
-        transcript = self.transcript_for(job_id)
-        previous_end_s = transcript[len(transcript) - 1].end_s if len(transcript) else 0.0
-        fitted = fit_after(previous_end_s, segments)
-        self.store.append_segments(job_id, fitted)
-        transcript.append(fitted)
+        self.jobs.decoded(job_id, segments)
         if job_id == self.current_job_id():
             self._update_job_header()
 
     def _on_job_progressed(self, job_id: int, done_s: float, total_s: float) -> None:
-        if not self._known(job_id):
+        if not self._known(job_id) or self._write_failure is not None:
             return
-        self.queue_model.set_progress(job_id, done_s, total_s)
-        self.store.set_done_s(job_id, done_s)
-        log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
+        if self._store_write(job_id, lambda: self.jobs.progressed(job_id, done_s)):
+            self.queue_model.set_progress(job_id, done_s, total_s)
+            log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
 
     def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
-        if not self._known(job_id):
+        if not self._known(job_id) or self._write_failure is not None:
             return
-        self.store.set_state(job_id, state, error)
+        if not self._store_write(job_id, lambda: self.jobs.ended(job_id, state, error)):
+            return
         log.info("job %d: %s", job_id, state.value)
         self.queue_model.update(job_id, state=state, error=error)
         if job_id == self.current_job_id():
@@ -792,7 +845,15 @@ class MainWindow(QMainWindow):
         transcript = self.transcript_model.transcript
         if job_id is None or transcript is None:
             return
-        self.store.save_transcript(job_id, transcript)
+        try:
+            self.jobs.edited(job_id, transcript)
+        except StoreError as exc:
+            # The edit stays in the editor and is saved on resume.
+            self._unsaved_edits.add(job_id)
+            self._halt_on_write_error(exc)
+            self._show_edit_error(f"Your edit is not saved yet: {exc}")
+            return
+        self._unsaved_edits.discard(job_id)
         self.edit_error.hide()
         self._update_actions()
 
@@ -885,7 +946,11 @@ class MainWindow(QMainWindow):
         entry = self.queue_model.entry(job_id) if job_id is not None else None
         if entry is None or not entry.job.state.is_final:
             return
-        self.store.requeue(job_id)
+        try:
+            self.store.requeue(job_id)
+        except StoreError as exc:
+            self.show_error("Retry failed", f"The job could not be queued again: {exc}")
+            return
         self._transcripts[job_id] = Transcript(self.store.info(job_id))
         self.queue_model.update(job_id, state=JobState.QUEUED, error=None, done_s=0.0)
         self.worker.enqueue(job_id, entry.job.source)
@@ -912,7 +977,10 @@ class MainWindow(QMainWindow):
         if job_id is None or not self.queue_model.move(job_id, delta):
             return
         order = self.queue_model.job_ids()
-        self.store.set_order(order)
+        try:
+            self.store.set_order(order)
+        except StoreError as exc:
+            self.statusBar().showMessage(f"The new order is not saved: {exc}", 8000)
         self.worker.reorder(order)
         self.select_job(job_id)
         self._update_actions()

@@ -233,6 +233,10 @@ class ModelWorker(QObject):
         self._run_cancel = threading.Event()
         self._load_cancel = threading.Event()
         self._stopping = False
+        # Held: no job is handed to the engine (the window could not save results; see hold()).
+        self._held = False
+        # Jobs queued again while their cancellation is still on its way out of the engine.
+        self._after_cancel: dict[int, EngineJob] = {}
         self._init_ranges()
 
         self.flush_interval_ms = flush_interval_ms
@@ -273,9 +277,15 @@ class ModelWorker(QObject):
     def enqueue(self, job_id: int, source: str | Path, start_at_s: float = 0.0) -> None:
         """Queue a job; it waits for the model if the model is not ready yet."""
         with self._cond:
-            if any(job.job_id == job_id for job in self._queue) or job_id in self._in_run:
+            job = EngineJob(job_id, Path(source), start_at_s=start_at_s)
+            if job_id in self._in_run and job_id in self._engine_cancelled:
+                # It is still leaving the engine: it joins the queue once it has, and its cancellation
+                # is not reported (it is queued, not cancelled).
+                self._after_cancel[job_id] = job
                 return
-            self._queue.append(EngineJob(job_id, Path(source), start_at_s=start_at_s))
+            if any(queued.job_id == job_id for queued in self._queue) or job_id in self._in_run:
+                return
+            self._queue.append(job)
             self._cond.notify_all()
 
     def cancel_job(self, job_id: int) -> None:
@@ -290,6 +300,29 @@ class ModelWorker(QObject):
             if job_id in self._in_run and self._engine is not None:
                 self._engine_cancelled.add(job_id)
                 self._engine.cancel_job(job_id)
+
+    def hold(self) -> list[int]:
+        """Hand no more jobs to the engine, and cancel the ones it has (they end with job_cancelled);
+        waiting jobs stay queued until release(). For when results cannot be saved (a full disk): going on
+        would only transcribe what cannot be kept. Returns the ids of the jobs that were running."""
+        with self._cond:
+            self._held = True
+            running = sorted(self._in_run)
+            if self._engine is not None:
+                for job_id in running:
+                    self._engine_cancelled.add(job_id)
+                    self._engine.cancel_job(job_id)
+        return running
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    @property
+    def held(self) -> bool:
+        with self._cond:
+            return self._held
 
     def reorder(self, job_ids: Sequence[int]) -> None:
         """Waiting jobs run in this order (ids not listed keep their place after the listed ones)."""
@@ -384,7 +417,7 @@ class ModelWorker(QObject):
             while True:
                 with self._cond:
                     while not (self._stopping or self._needs_load()
-                               or (self._model is not None and (self._queue or self._ranges))):
+                               or (self._model is not None and not self._held and (self._queue or self._ranges))):
                         self._cond.wait()
                     if self._stopping:
                         return
@@ -477,7 +510,7 @@ class ModelWorker(QObject):
             # queue is empty, or when settings changed, so the next run uses them.
             while True:
                 with self._cond:
-                    if self._stopping or self._settings_generation != generation or self._needs_load():
+                    if self._stopping or self._held or self._settings_generation != generation or self._needs_load():
                         return
                     request = self._ranges.pop(0) if self._ranges else None
                 if request is not None:
@@ -508,7 +541,13 @@ class ModelWorker(QObject):
                 if isinstance(event, JobFinished | JobFailed | JobCancelled):
                     with self._cond:
                         self._in_run.discard(event.job_id)
+                        again = self._after_cancel.pop(event.job_id, None)
+                        if again is not None:
+                            self._queue.insert(0, again)
+                            self._cond.notify_all()
                     sources.pop(event.job_id, None)
+                    if again is not None and isinstance(event, JobCancelled):
+                        continue
                 elif isinstance(event, JobProgress):
                     reached_s[event.job_id] = event.done_s
                 self._post(event)
@@ -528,6 +567,9 @@ class ModelWorker(QObject):
                 # Jobs the engine took but never ended (it should not happen) must not stay running forever.
                 lost = sorted(self._in_run)
                 self._in_run.clear()
+                again = [self._after_cancel.pop(job_id) for job_id in lost if job_id in self._after_cancel]
+                self._queue[:0] = again
+                lost = [job_id for job_id in lost if job_id not in {job.job_id for job in again}]
             for job_id in lost:
                 self._post(JobCancelled(job_id))
             with self._cond:

@@ -112,7 +112,7 @@ def test_running_jobs_are_queued_again_after_a_crash_keeping_their_progress(stor
     store.mark_started(a.id, 10.0, "en", 0.9, "base")
     store.append_segments(a.id, [seg(0.0, 2.0, " kept")], done_s=2.0)
     store.close()
-    reopened = Store()
+    reopened = Store(owner=True)
     assert reopened.recover_interrupted() == [a.id]
     recovered = reopened.job(a.id)
     assert recovered.state == JobState.QUEUED and recovered.done_s == 2.0
@@ -186,6 +186,8 @@ def test_a_resumed_start_keeps_what_came_before_and_the_language(store):
     edited = store.load_transcript(job.id)
     edited.set_text(0, " Eins, korrigiert")
     store.save_transcript(job.id, edited)
+    store.close()
+    store = Store(owner=True)
     assert store.recover_interrupted() == [job.id]
 
     store.mark_started(job.id, 60.0, "en", 0.5, "base", start_at_s=9.5)
@@ -195,6 +197,7 @@ def test_a_resumed_start_keeps_what_came_before_and_the_language(store):
     # A segment past the start point (it would be decoded twice) is dropped.
     store.mark_started(job.id, 60.0, "de", 0.8, "base", start_at_s=4.5)
     assert [s.text for s in store.segments(job.id)] == [" Eins, korrigiert"]
+    store.close()
 
 
 def test_two_processes_creating_the_library_at_once_both_open_it(tmp_path):

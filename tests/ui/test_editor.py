@@ -41,7 +41,7 @@ class Editor:
     """A window over a library holding one finished job; `stored()` reads the job back from a fresh Store."""
 
     def __init__(self, qtbot, segments=SEGMENTS):
-        self.store = Store()
+        self.store = Store(owner=True)
         job = self.store.add_job("/audio/meeting.wav")
         self.store.mark_started(job.id, 11.0, "en", 0.99, "base")
         self.store.append_segments(job.id, segments)

@@ -31,7 +31,7 @@ class App:
     """A window with its store and worker; closes all three at the end of the test."""
 
     def __init__(self, qtbot, model, settings: Settings | None = None, start: bool = True, **worker_kwargs):
-        self.store = Store()
+        self.store = Store(owner=True)
         self.settings = settings or Settings()
         self.worker = ModelWorker(self.settings, model, **worker_kwargs)
         self.window = MainWindow(self.store, self.worker, self.settings)
@@ -263,7 +263,10 @@ def test_the_editor_follows_new_segments_unless_scrolled_away(qtbot, apps, loade
     bar.setValue(bar.maximum())  # back at the bottom: following again
     stream(80, 20)
     qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=3000)
-    assert app.store.segments(job.id)[-1].text == " line 99"
+    # Streamed segments are saved with the progress that covers them, in one transaction.
+    assert app.store.segments(job.id) == []
+    emit(worker.job_progressed, job.id, 200.0, 600.0)
+    assert app.store.segments(job.id)[-1].text == " line 99" and app.store.job(job.id).done_s == 200.0
     # Segments that overlap the previous one by a little (chunk edges) are fitted, not lost.
     emit(worker.segments_decoded, job.id, (Segment(199.0, 201.0, " overlap"),))
     assert window.transcript_model.segment(100).start_s == pytest.approx(199.5)

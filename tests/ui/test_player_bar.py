@@ -42,7 +42,7 @@ def clip(make_speech):
 
 @pytest.fixture
 def window(qtbot, clip, tmp_path):
-    store = Store()
+    store = Store(owner=True)
     first = add_done_job(store, clip)
     other = tmp_path / "other.wav"
     other.write_bytes(clip.read_bytes())

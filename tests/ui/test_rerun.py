@@ -20,7 +20,7 @@ LOOP = "Thank you. Thank you. Thank you. Thank you. Thank you."
 def test_rerun_of_a_flagged_range_replaces_it_in_one_undoable_step(qtbot, loaded_model, make_speech):
     audio = make_speech("The quick brown fox jumps over the lazy dog. Seven green parrots sing in the garden.",
                         name="parrots.wav")
-    store = Store()
+    store = Store(owner=True)
     settings = Settings(word_timestamps=True)
     worker = ModelWorker(settings, loaded_model)
     window = MainWindow(store, worker, settings)
