@@ -63,18 +63,18 @@ def run_library(args: argparse.Namespace) -> int:
 def _list(store, as_json: bool) -> int:
     records = store.records()
     if as_json:
-        jobs = [
-            {
+        jobs = []
+        for r in records:
+            text, error = _text_of(store, r.job)
+            jobs.append({
                 "id": r.job.id,
                 "source": r.job.source,
                 "state": r.job.state.value,
                 "language": r.job.language,
                 "duration": r.job.duration_s,
-                "error": r.job.error,
-                "text": store.load_transcript(r.job.id).text,
-            }
-            for r in records
-        ]
+                "error": error,
+                "text": text,
+            })
         json.dump(jobs, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -92,6 +92,17 @@ def _list(store, as_json: bool) -> int:
     return 0
 
 
+def _text_of(store, job) -> tuple[str, str | None]:
+    """The job's current text and its error. A transcript that cannot be read (its saved segments break
+    the rules) is reported on stderr and listed with an empty text and the reason; the others still list."""
+    try:
+        return store.load_transcript(job.id).text, job.error
+    except ValueError as exc:
+        reason = f"the saved transcript is damaged: {exc}"
+        print(f"verbatim: job {job.id}: {reason}", file=sys.stderr)
+        return "", reason
+
+
 def _export(store, job_id: int, formats: tuple[str, ...], out_dir: Path) -> int:
     from desktop.core.export import export
     from desktop.core.fileio import OutputError, unique_output_path, write_atomic
@@ -104,10 +115,19 @@ def _export(store, job_id: int, formats: tuple[str, ...], out_dir: Path) -> int:
     if job.state in (JobState.QUEUED, JobState.RUNNING):
         print(f"verbatim: error: job {job_id} is {job.state.value}; export it once it is done", file=sys.stderr)
         return 1
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"verbatim: error: cannot create the folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     if not out_dir.is_dir():
         print(f"verbatim: error: {out_dir} is not a folder", file=sys.stderr)
         return 2
-    transcript = store.load_transcript(job_id)
+    try:
+        transcript = store.load_transcript(job_id)
+    except ValueError as exc:
+        print(f"verbatim: error: job {job_id}: the saved transcript is damaged: {exc}", file=sys.stderr)
+        return 1
     taken: set[Path] = set()
     failed = False
     for fmt in formats:

@@ -96,7 +96,9 @@ def test_usage_errors_exit_2(library, tmp_path, capsys):
         run_cli(["library", "export", str(library["done"]), "-f", "pdf", "-o", str(tmp_path)])
     assert exited.value.code == 2
     assert "unknown format" in capsys.readouterr().err
-    assert run_cli(["library", "export", str(library["done"]), "-o", str(tmp_path / "nowhere")]) == 2
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert run_cli(["library", "export", str(library["done"]), "-o", str(a_file)]) != 0
 
 
 def test_the_installed_command_line_lists_while_the_library_is_open(library):
@@ -107,3 +109,32 @@ def test_the_installed_command_line_lists_while_the_library_is_open(library):
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True,
         )
     assert [job["state"] for job in json.loads(result.stdout)] == ["done", "failed", "queued"]
+
+
+def test_one_damaged_transcript_does_not_break_listing_or_exporting_the_others(library, tmp_path, capsys):
+    import sqlite3
+
+    with Store() as store:
+        bad = store.add_job("/talks/scrambled.wav")
+        store.mark_started(bad.id, 9.0, "en", 0.9, "base")
+    # Overlapping, out-of-order segments, as two writers once left them.
+    raw = sqlite3.connect(library_path())
+    raw.executemany("INSERT INTO segments (job_id, idx, start_s, end_s, text) VALUES (?, ?, ?, ?, ?)",
+                    [(bad.id, 0, 4.0, 6.0, " later"), (bad.id, 1, 1.0, 5.0, " earlier")])
+    raw.execute("UPDATE jobs SET state = 'done' WHERE id = ?", (bad.id,))
+    raw.commit()
+    raw.close()
+
+    assert run_cli(["library", "list", "--json"]) == 0
+    captured = capsys.readouterr()
+    listed = {job["id"]: job for job in json.loads(captured.out)}
+    assert listed[library["done"]]["text"] == "Hello everyone. Welcome to the keynote."
+    assert listed[bad.id]["text"] == "" and "damaged" in listed[bad.id]["error"]
+    assert f"job {bad.id}: the saved transcript is damaged" in captured.err
+
+    assert run_cli(["library", "export", str(bad.id), "-f", "srt", "-o", str(tmp_path)]) == 1
+    assert "damaged" in capsys.readouterr().err
+    # A folder that does not exist yet is made, as `transcribe -o` does.
+    out = tmp_path / "new" / "folder"
+    assert run_cli(["library", "export", str(library["done"]), "-f", "txt", "-o", str(out)]) == 0
+    assert (out / "keynote.txt").read_text(encoding="utf-8").startswith("Hello everyone.")
