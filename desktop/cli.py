@@ -9,12 +9,16 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from desktop import __version__
 from desktop.core.segment import Segment
+
+if TYPE_CHECKING:
+    from desktop.core.transcript import Transcript
 
 SUBCOMMANDS = ("transcribe", "models", "library", "record", "devices")
 FORMATS = ("srt", "vtt", "txt", "docx", "json")
@@ -115,7 +119,7 @@ class _Input:
     finished: bool = False
 
 
-def run_transcribe(args: argparse.Namespace) -> int:
+def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Transcript], None] | None = None) -> int:
     from desktop.core.export import ExportOptions, export
     from desktop.core.fileio import OutputError, unique_output_path, write_atomic
     from desktop.core.segment import TranscriptInfo
@@ -203,6 +207,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     model=model.name,
                 )
                 transcript = Transcript(info, item.segments)
+                if on_transcript is not None:
+                    on_transcript(item.path, transcript)
                 for fmt, target in item.outputs.items():
                     try:
                         write_atomic(target, export(transcript, fmt, export_options))

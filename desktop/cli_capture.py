@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -75,6 +76,7 @@ def run_record(args: argparse.Namespace) -> int:
     from desktop.capture.recorder import Recorder, new_recording_path
 
     stop = threading.Event()
+    entry: _LibraryEntry | None = None
     try:
         device = resolve_input(args.input)
         folder = Path(args.output_dir).expanduser() if args.output_dir else None
@@ -84,6 +86,9 @@ def run_record(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
             recorder.start()
+            # In the library from its first second, like the window's recordings: if this process dies,
+            # the window's next start finds it queued and transcribes what was recorded.
+            entry = _LibraryEntry.open(path)
             if not args.quiet:
                 until = f"{args.seconds:g} s of audio" if args.seconds else "Ctrl+C"
                 print(f"verbatim: recording from {device.name} until {until}…", file=sys.stderr, flush=True)
@@ -93,6 +98,8 @@ def run_record(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
     except CaptureError as exc:
+        if entry is not None:
+            entry.close()
         print(f"verbatim: error: {exc}", file=sys.stderr)
         return 1
     print(result.path, flush=True)
@@ -102,12 +109,71 @@ def run_record(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(f"verbatim: recorded {result.duration_s:.1f} s", file=sys.stderr)
     if result.duration_s <= 0:
+        if entry is not None:
+            entry.remove()
         return 1
     status = 1 if result.error else 0
-    if args.transcribe:
-        from desktop.cli import main as cli_main
+    try:
+        if args.transcribe:
+            from desktop.cli import build_parser, run_transcribe
 
-        argv = ["transcribe", str(result.path), "-o", str(result.path.parent), "-f", ",".join(args.formats),
-                "--model", args.model, "--language", args.language] + (["-q"] if args.quiet else [])
-        status = max(status, cli_main(argv))
+            argv = ["transcribe", str(result.path), "-o", str(result.path.parent), "-f", ",".join(args.formats),
+                    "--model", args.model, "--language", args.language] + (["-q"] if args.quiet else [])
+            transcribe_args = build_parser().parse_args(argv)
+            status = max(status, run_transcribe(transcribe_args, on_transcript=entry.save if entry else None))
+    finally:
+        if entry is not None:
+            entry.close()
     return status
+
+
+class _LibraryEntry:
+    """A recording's job in the library. While this process holds the recording (recording it, then
+    transcribing it), the window leaves the job alone; once it lets go, the job is the window's to
+    transcribe, unless a transcript was saved here first."""
+
+    def __init__(self, store, job_id: int, hold_fd: int | None) -> None:
+        self.store = store
+        self.job_id = job_id
+        self._hold_fd = hold_fd
+
+    @classmethod
+    def open(cls, path: Path) -> _LibraryEntry | None:
+        from desktop.core.store import Store, StoreError, hold_source
+
+        hold_fd = hold_source(path)
+        try:
+            store = Store()
+            job = store.add_job(str(path.resolve()))
+        except StoreError as exc:
+            if hold_fd is not None:
+                os.close(hold_fd)
+            print(f"verbatim: the recording is not added to the library: {exc}", file=sys.stderr)
+            return None
+        return cls(store, job.id, hold_fd)
+
+    def save(self, _path: Path, transcript) -> None:
+        from desktop.core.jobs import JobState
+        from desktop.core.store import StoreError
+
+        info = transcript.info
+        try:
+            self.store.mark_started(self.job_id, info.duration_s, info.language, info.language_probability,
+                                    info.model)
+            self.store.finish_job(self.job_id, transcript.segments, JobState.DONE)
+        except StoreError as exc:
+            print(f"verbatim: the transcript is not saved to the library: {exc}", file=sys.stderr)
+
+    def remove(self) -> None:
+        from desktop.core.store import StoreError
+
+        try:
+            self.store.remove_job(self.job_id)
+        except StoreError:
+            pass
+
+    def close(self) -> None:
+        if self._hold_fd is not None:
+            os.close(self._hold_fd)
+            self._hold_fd = None
+        self.store.close()
