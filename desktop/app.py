@@ -46,7 +46,7 @@ def main(files: list[str]) -> int:
     try:
         store = Store(owner=True)
     except StoreError as exc:
-        log.error("%s", exc)
+        print(f"verbatim: error: {exc}", file=sys.stderr)
         QMessageBox.critical(None, "Verbatim", f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         return 1
     worker = ModelWorker(settings)

@@ -14,6 +14,7 @@ are imported inside functions: importing this module must stay cheap.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -253,15 +254,22 @@ def ensure_base_model() -> Path:
         # Its SHA-256 is checked like any external copy (the marker lives under models/).
         return _external_base_model(frozen, label=f"the app's bundled base model ({frozen})")
 
-    target = models_dir() / BASE_MODEL
-    with _locked(models_dir() / f".{BASE_MODEL}.lock"):
-        if all((target / name).is_file() for name in ("model.bin", *BASE_SIDE_FILES)):
-            if _is_verified(target / "model.bin", target / VERIFIED_MARKER, BASE_MODEL_SHA256):
-                return target
-        # Missing pieces or a bad model.bin: never leave it where it could be loaded.
-        shutil.rmtree(target, ignore_errors=True)
-        _remove_leftovers(BASE_MODEL)
-        _assemble_base(target)
+    try:
+        target = models_dir() / BASE_MODEL
+        with _locked(models_dir() / f".{BASE_MODEL}.lock"):
+            if all((target / name).is_file() for name in ("model.bin", *BASE_SIDE_FILES)):
+                if _is_verified(target / "model.bin", target / VERIFIED_MARKER, BASE_MODEL_SHA256):
+                    return target
+            # Missing pieces or a bad model.bin: never leave it where it could be loaded.
+            shutil.rmtree(target, ignore_errors=True)
+            _remove_leftovers(BASE_MODEL)
+            _assemble_base(target)
+    except OSError as exc:
+        # The model is joined into $VERBATIM_HOME/models on first use (about 145 MB).
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            raise ModelError(f"the disk is full: setting up the base model needs about 150 MB free{where}") from exc
+        raise ModelError(f"cannot set up the base model{where}: {exc.strerror or exc}") from exc
     return target
 
 

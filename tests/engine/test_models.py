@@ -386,3 +386,13 @@ def test_importing_models_stays_cheap():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_full_disk_while_joining_the_base_model_is_a_model_error(tmpfs, monkeypatch):
+    from desktop.engine.models import ModelError, ensure_base_model
+
+    monkeypatch.setenv("VERBATIM_HOME", str(tmpfs / "home"))
+    with pytest.raises(ModelError, match="disk is full"):
+        ensure_base_model()
+    # Nothing half-joined is left where it could be loaded.
+    assert not (tmpfs / "home" / "models" / "base" / "model.bin").exists()
