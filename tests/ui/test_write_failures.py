@@ -104,3 +104,34 @@ def test_a_full_disk_mid_job_pauses_and_after_space_returns_all_audio_is_transcr
     for before, after in zip(segments, segments[1:]):
         assert after.start_s >= before.end_s - 0.01
         assert after.start_s - before.end_s < 5.0, (before, after)
+
+
+def test_a_damaged_transcript_shows_its_reason_and_never_another_jobs_text(qtbot, tmp_path):
+    from desktop.core.segment import Segment
+
+    with Store() as setup:
+        good = setup.add_job(str(tmp_path / "good.wav"))
+        setup.mark_started(good.id, 5.0, "en", 0.9, "base")
+        setup.finish_job(good.id, [Segment(0.0, 2.0, " The good one.")], JobState.DONE)
+        bad = setup.add_job(str(tmp_path / "bad.wav"))
+        setup.finish_job(bad.id, [], JobState.DONE)
+    raw = sqlite3.connect(setup.path)
+    raw.executemany("INSERT INTO segments (job_id, idx, start_s, end_s, text) VALUES (?, ?, ?, ?, ?)",
+                    [(bad.id, 0, 4.0, 6.0, " later"), (bad.id, 1, 1.0, 5.0, " earlier")])
+    raw.commit()
+    raw.close()
+    store = Store(owner=True)
+    worker = ModelWorker(Settings())
+    window = MainWindow(store, worker, Settings())
+    qtbot.addWidget(window)
+    try:
+        window.select_job(good.id)
+        assert window.transcript_model.rowCount() == 1
+        window.select_job(bad.id)
+        assert window.transcript_model.rowCount() == 0
+        assert "damaged" in window.edit_error.text()
+        window.select_job(good.id)
+        assert window.transcript_model.segment(0).text == " The good one."
+    finally:
+        window.close()
+        store.close()
