@@ -25,6 +25,9 @@ SHUTDOWN_TIMEOUT_S = 8.0
 
 
 def main(files: list[str]) -> int:
+    from desktop.core.privacy import disable_telemetry
+
+    disable_telemetry()  # before Qt and the model worker start threads or import the engine's libraries
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 

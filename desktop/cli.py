@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from desktop import __version__
+from desktop.core.privacy import disable_telemetry
 from desktop.core.segment import Segment
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ FORMATS = ("srt", "vtt", "txt", "docx", "json")
 
 
 def main(argv: list[str] | None = None) -> int:
+    disable_telemetry()  # before any command imports a library that would report usage
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         parser = build_parser()

@@ -4,7 +4,12 @@ import multiprocessing
 import sys
 
 if __name__ == "__main__":
-    # First thing: the engine's worker processes are spawned, and in a frozen app a spawned child is this
+    # Before anything else, a spawned worker's work included: no library may report usage (desktop/core/privacy.py);
+    # it only sets environment variables, so it is safe ahead of freeze_support().
+    from desktop.core.privacy import disable_telemetry
+
+    disable_telemetry()
+    # Then at once: the engine's worker processes are spawned, and in a frozen app a spawned child is this
     # executable again with multiprocessing's arguments; freeze_support() runs the child's work and exits.
     multiprocessing.freeze_support()
     from desktop.cli import main

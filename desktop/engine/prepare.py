@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop.core.privacy import disable_telemetry
 from desktop.engine.audio import SAMPLE_RATE, decode_blocks
 
 CHUNK_S = 30
@@ -228,6 +229,7 @@ _process_state: dict[str, Any] = {}
 def init_process(feature_kwargs: dict[str, Any], threads: int, niceness: int = 0, started: Any = None) -> None:
     """Process-pool initializer: one feature extractor and a few threads per process. `started`, a
     shared counter, counts the processes whose initializer has run (start_worker_processes)."""
+    disable_telemetry()  # inherited from the parent too; this process loads onnxruntime just below
     from faster_whisper.feature_extractor import FeatureExtractor
     from faster_whisper.vad import get_vad_model
 

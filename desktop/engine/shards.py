@@ -33,6 +33,7 @@ from multiprocessing.connection import wait as wait_for_objects
 from pathlib import Path
 from typing import Any
 
+from desktop.core.privacy import disable_telemetry
 from desktop.engine.events import (
     DeviceFailure,
     EngineJob,
@@ -144,6 +145,7 @@ class _RunFailed:
 def shard_main(conn: Any, spec: ShardSpec, model: ShardModel) -> None:
     """A shard's process: load the model on its device, then serve runs until told to stop or until
     the parent is gone (its end of the pipe closes)."""
+    disable_telemetry()  # inherited from the parent too; this process loads onnxruntime
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s [{spec.name}] %(name)s: %(message)s")
     send_lock = threading.Lock()
 
