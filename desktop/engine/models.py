@@ -572,6 +572,11 @@ def approx_download_mb(name: str) -> int | None:
     return APPROX_DOWNLOAD_MB.get(canonical) if canonical is not None else None
 
 
+def canonical_model_name(name: str) -> str:
+    """The name a model's folder has: an alias (large, turbo) becomes its model's name; others stay."""
+    return _canonical_hub_name(name) or name
+
+
 def _local_folder(name: str) -> Path | None:
     """The folder a non-hub name stands for, as resolve_model finds it (without raising)."""
     folder = Path(name).expanduser()
