@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -79,7 +80,7 @@ class ModelRow:
 
 
 def _model_rows() -> list[ModelRow]:
-    """The bundled base, then each downloadable model."""
+    """The bundled base, then each downloadable model, smallest first."""
     try:
         from desktop.engine import models
 
@@ -92,7 +93,8 @@ def _model_rows() -> list[ModelRow]:
             else:
                 continue  # folders of the user's appear when chosen ("Local model folder…")
             rows.append(ModelRow(info.name, state, info.download_mb, info.size_bytes, info.path))
-        return rows
+        hub = sorted(rows[1:], key=lambda row: (row.download_mb or 1 << 30, row.name))
+        return [rows[0], *hub]
     except Exception:  # noqa: BLE001 - the picker still works with the names alone
         log.debug("cannot list models", exc_info=True)
         return [ModelRow("base", "bundled"), *(ModelRow(name, "") for name in _FALLBACK_HUB_MODELS)]
@@ -131,7 +133,7 @@ class SettingsDialog(QDialog):
         self.model_combo = QComboBox()
         for row in _model_rows():
             self.model_combo.addItem(model_label(row, _same_model(row.name, self._in_use)), row.name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, row, _ROW_ROLE)
+            self._set_row(self.model_combo.count() - 1, row)
         self.model_combo.addItem("Local model folder…", _LOCAL)
         self._local_folder: str | None = None
         self.model_combo.activated.connect(self._model_chosen)
@@ -267,6 +269,16 @@ class SettingsDialog(QDialog):
                 self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(self._initial.model)))
         self._update_hint()
 
+    def _set_row(self, index: int, row: ModelRow) -> None:
+        self.model_combo.setItemData(index, row, _ROW_ROLE)
+        # Models that need a download are dimmer in the list (still clearly choosable), so those on disk
+        # stand out.
+        grey = QColor(self.palette().color(QPalette.ColorRole.Text))
+        grey.setAlphaF(0.6)
+        self.model_combo.setItemData(
+            index, grey if row.state == "not downloaded" else None, Qt.ItemDataRole.ForegroundRole
+        )
+
     def _current_row(self) -> ModelRow | None:
         row = self.model_combo.currentData(_ROW_ROLE)
         return row if isinstance(row, ModelRow) else None
@@ -319,7 +331,7 @@ class SettingsDialog(QDialog):
         index = self.model_combo.currentIndex()
         gone = dataclasses.replace(row, state="not downloaded", size_bytes=None, path=None)
         self.model_combo.setItemText(index, model_label(gone, in_use=False))
-        self.model_combo.setItemData(index, gone, _ROW_ROLE)
+        self._set_row(index, gone)
         # A model just deleted is not one to switch to: the choice goes back to the settings' own.
         self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(self._initial.model)))
         self.error_label.hide()
