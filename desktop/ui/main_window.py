@@ -724,7 +724,11 @@ class MainWindow(QMainWindow):
                              f"Could not load {status.model}: {status.error}")
         self.notice.setProperty("model-error", True)
         reason = (status.error or "").rstrip(".")
-        self.notice.show_message(f"Could not load {status.model}: {reason}. Still using {using.model}.",
+        what = "load"
+        download_failed = f"could not download model '{status.model}': "
+        if reason.startswith(download_failed):  # not "Could not load small: could not download model 'small': …"
+            what, reason = "download", reason[len(download_failed):]
+        self.notice.show_message(f"Could not {what} {status.model}: {reason}. Still using {using.model}.",
                                  "error", action=("Settings…", self.open_settings))
         effective = status.effective_settings
         if effective is None or self.settings.model != status.model:
