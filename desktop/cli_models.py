@@ -17,7 +17,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="List, download and locate speech models (default action: list).",
     )
     actions = parser.add_subparsers(dest="models_action", metavar="{list,download,path}")
-    actions.add_parser("list", help="the bundled model, hub models and local model folders (default)")
+    actions.add_parser(
+        "list",
+        help="the bundled model, hub models and local model folders, with their size on disk and download size "
+        "(default)",
+    )
     download = actions.add_parser("download", help="download a model from the model hub")
     download.add_argument("name", metavar="NAME", help="a model name such as small or large-v3")
     path = actions.add_parser("path", help="print the folder of an installed model")
@@ -42,10 +46,15 @@ def run_models(args: argparse.Namespace) -> int:
 def _list() -> int:
     from desktop.engine.models import list_models
 
-    rows = [("NAME", "KIND", "INSTALLED", "SIZE", "PATH")]
+    # PATH stays last (it may hold spaces); columns are only ever added before it.
+    rows = [("NAME", "KIND", "INSTALLED", "SIZE", "DOWNLOAD", "PATH")]
     for info in list_models():
         size = _megabytes(info.size_bytes) if info.size_bytes is not None else "-"
-        rows.append((info.name, info.kind, "yes" if info.installed else "no", size, str(info.path or "-")))
+        # What fetching it costs (approximate): for hub models, whether or not they are installed.
+        download = f"~{info.download_mb} MB" if info.download_mb is not None and info.kind == "hub" else "-"
+        rows.append(
+            (info.name, info.kind, "yes" if info.installed else "no", size, download, str(info.path or "-"))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])

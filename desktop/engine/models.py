@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from importlib import resources
 from pathlib import Path
@@ -74,6 +74,8 @@ class ModelInfo:
     installed: bool
     path: Path | None  # None until the model is on disk
     size_bytes: int | None
+    # What a download of it costs, approximately (APPROX_DOWNLOAD_MB); None for folders of the user's.
+    download_mb: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -511,7 +513,7 @@ def list_models() -> list[ModelInfo]:
     """The bundled base, every hub model (installed or not), then other model folders under models/.
 
     Cheap: nothing is hashed, assembled or fetched."""
-    infos = [_base_info()]
+    infos = [replace(_base_info(), download_mb=approx_download_mb(BASE_MODEL))]
     root = models_dir()
     hub_names = hub_model_names()
     for name in hub_names:
@@ -524,6 +526,7 @@ def list_models() -> list[ModelInfo]:
                 installed,
                 folder if installed else None,
                 _folder_size(folder) if installed else None,
+                approx_download_mb(name),
             )
         )
     known = {BASE_MODEL, *_hub_repos()}
@@ -533,3 +536,108 @@ def list_models() -> list[ModelInfo]:
         if is_model_folder(folder):
             infos.append(ModelInfo(folder.name, "local", True, folder, _folder_size(folder)))
     return infos
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sizes, what is on disk, and deleting a download
+
+# Approximate download size (MB, 10^6 bytes) of each hub model: its float16 model.bin, the bulk of the download.
+# Two bytes per weight: tiny 39 M weights, base 74 M, small 244 M, medium 769 M, large 1550 M, large-v3-turbo
+# 809 M, the distilled large ones 756 M, distil-medium.en 394 M, distil-small.en 166 M; the bundled base's
+# model.bin is 145.2 MB. Shown before a download, so the user knows what it costs; not used to check one.
+APPROX_DOWNLOAD_MB: dict[str, int] = {
+    "tiny": 75,
+    "tiny.en": 75,
+    "base": 145,
+    "base.en": 145,
+    "small": 484,
+    "small.en": 484,
+    "medium": 1530,
+    "medium.en": 1530,
+    "large-v1": 3090,
+    "large-v2": 3090,
+    "large-v3": 3090,
+    "large-v3-turbo": 1620,
+    "distil-large-v2": 1510,
+    "distil-large-v3": 1510,
+    "distil-large-v3.5": 1510,
+    "distil-medium.en": 789,
+    "distil-small.en": 332,
+}
+
+# What `model_state` answers.
+BUNDLED = "bundled"
+DOWNLOADED = "downloaded"
+NOT_DOWNLOADED = "not downloaded"
+LOCAL = "local"
+
+
+def approx_download_mb(name: str) -> int | None:
+    """The approximate download size of a hub model (aliases too) or the bundled base; None when unknown."""
+    if name == BASE_MODEL:
+        return APPROX_DOWNLOAD_MB[BASE_MODEL]
+    canonical = _canonical_hub_name(name)
+    return APPROX_DOWNLOAD_MB.get(canonical) if canonical is not None else None
+
+
+def canonical_model_name(name: str) -> str:
+    """The name a model's folder has: an alias (large, turbo) becomes its model's name; others stay."""
+    return _canonical_hub_name(name) or name
+
+
+def _local_folder(name: str) -> Path | None:
+    """The folder a non-hub name stands for, as resolve_model finds it (without raising)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return folder
+    if os.sep not in name and not name.startswith("."):
+        under_models = models_dir() / name
+        if under_models.is_dir():
+            return under_models
+    return None
+
+
+def model_state(name: str) -> str:
+    """BUNDLED for base, DOWNLOADED or NOT_DOWNLOADED for a hub model, LOCAL for a model folder of the
+    user's, NOT_DOWNLOADED for a name or folder that holds no model. Cheap: nothing is hashed or fetched."""
+    if name == BASE_MODEL:
+        return BUNDLED
+    canonical = _canonical_hub_name(name)
+    if canonical is not None:
+        return DOWNLOADED if is_model_folder(models_dir() / canonical) else NOT_DOWNLOADED
+    folder = _local_folder(name)
+    return LOCAL if folder is not None and is_model_folder(folder) else NOT_DOWNLOADED
+
+
+def is_on_disk(name: str) -> bool:
+    """Whether the model can be loaded without a download: base (bundled, when its packages or an
+    assembled copy are there), a downloaded hub model, or a folder holding a model."""
+    if name == BASE_MODEL:
+        return _base_info().installed
+    return model_state(name) != NOT_DOWNLOADED
+
+
+def delete_model(name: str) -> int:
+    """Delete a downloaded hub model (aliases too) and return the bytes freed.
+
+    Never the bundled base, nor a folder of the user's: those were not downloaded by Verbatim. The folder is
+    first renamed aside under the model's lock, so a download or load of the same model in another process
+    sees either the whole model or none, never a half-deleted one."""
+    if name == BASE_MODEL:
+        raise ModelError("the bundled base model cannot be deleted")
+    canonical = _canonical_hub_name(name)
+    if canonical is None:
+        raise ModelError(f"'{name}' is not a downloaded hub model: only those can be deleted here")
+    target = models_dir() / canonical
+    with _locked(models_dir() / f".{canonical}.lock"):
+        if not target.is_dir():
+            raise ModelError(f"model '{name}' is not downloaded")
+        size_bytes = _folder_size(target)
+        doomed = target.with_name(f".{canonical}.old-{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(target, doomed)
+        except OSError as exc:
+            raise ModelError(f"cannot delete model '{name}': {exc.strerror or exc}") from exc
+        # What a crash leaves here (a .old- folder) is removed by the next download of this model.
+        shutil.rmtree(doomed, ignore_errors=True)
+    return size_bytes

@@ -747,6 +747,9 @@ class MainWindow(QMainWindow):
             self.download_bar.setRange(0, 1000)
             self.download_bar.setValue(int(1000 * status.done_bytes / status.total_bytes))
             self.download_bar.setFormat(f"{status.done_bytes / 1e6:.0f} / {status.total_bytes / 1e6:.0f} MB")
+        if status.stage == "failed" and status.still_using is not None:
+            self._on_model_fallback(status)
+            return
         texts = {
             "loading": "loading…",
             "downloading": "downloading…",
@@ -769,6 +772,32 @@ class MainWindow(QMainWindow):
             level = "error" if status.stage == "failed" else ""
             self._set_model_text(f"Model: {status.model} · {texts.get(status.stage, status.stage)}",
                                  status.error or "", level)
+
+    def _on_model_fallback(self, status: ModelStatus) -> None:
+        """The chosen model could not be loaded and the worker went on with one that works: say so, and
+        make the settings (shown and saved) what it runs with, so the next start does not fail the same way."""
+        using = status.still_using
+        assert using is not None
+        self._model_name = using.model
+        self._set_model_text(f"Model: {using.model} · {(using.device or '').upper()} · {using.compute_type} · ready",
+                             f"Could not load {status.model}: {status.error}")
+        self.notice.setProperty("model-error", True)
+        reason = (status.error or "").rstrip(".")
+        what = "load"
+        download_failed = f"could not download model '{status.model}': "
+        if reason.startswith(download_failed):  # not "Could not load small: could not download model 'small': …"
+            what, reason = "download", reason[len(download_failed):]
+        self.notice.show_message(f"Could not {what} {status.model}: {reason}. Still using {using.model}.",
+                                 "error", action=("Settings…", self.open_settings))
+        effective = status.effective_settings
+        if effective is None or self.settings.model != status.model:
+            return  # the user has chosen something else since
+        self.settings = dataclasses.replace(self.settings, model=effective.model, device=effective.device,
+                                            compute_type=effective.compute_type)
+        try:
+            self._settings_saver(self.settings)
+        except OSError as exc:
+            log.warning("cannot save the settings: %s", exc)
 
     def _on_model_failed(self, reason: str) -> None:
         if self._closing:

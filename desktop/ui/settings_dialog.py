@@ -1,11 +1,17 @@
-"""The settings dialog: model, device, language, task, word timestamps, beam and batch size, export formats."""
+"""The settings dialog: model, device, language, task, word timestamps, beam and batch size, export formats.
+
+The model picker says, for each model, about how much it downloads and whether it is on disk, and can delete a
+downloaded one (not the bundled base, not the one in use)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,6 +21,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -57,32 +64,87 @@ def language_name(code: str) -> str:
     return _LANGUAGE_NAMES.get(code, code)
 
 
-def _hub_models() -> list[tuple[str, bool]]:
-    """(name, downloaded) for each downloadable model."""
+# The model combo's item data: UserRole is the model's name or folder; this role its ModelRow.
+_ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model in the picker."""
+
+    name: str
+    state: str  # "bundled", "downloaded", "not downloaded", or "" when unknown
+    download_mb: int | None = None  # approximate
+    size_bytes: int | None = None  # on disk
+    path: Path | None = None
+
+
+def _model_rows() -> list[ModelRow]:
+    """The bundled base, then each downloadable model, smallest first."""
     try:
         from desktop.engine import models
 
-        return [(info.name, info.installed) for info in models.list_models() if info.kind == "hub"]
-    except Exception:  # noqa: BLE001
+        rows = []
+        for info in models.list_models():
+            if info.kind == "bundled":
+                state = models.BUNDLED
+            elif info.kind == "hub":
+                state = models.DOWNLOADED if info.installed else models.NOT_DOWNLOADED
+            else:
+                continue  # folders of the user's appear when chosen ("Local model folder…")
+            rows.append(ModelRow(info.name, state, info.download_mb, info.size_bytes, info.path))
+        hub = sorted(rows[1:], key=lambda row: (row.download_mb or 1 << 30, row.name))
+        return [rows[0], *hub]
+    except Exception:  # noqa: BLE001 - the picker still works with the names alone
         log.debug("cannot list models", exc_info=True)
-        return [(name, False) for name in _FALLBACK_HUB_MODELS]
+        return [ModelRow("base", "bundled"), *(ModelRow(name, "") for name in _FALLBACK_HUB_MODELS)]
+
+
+def _same_model(a: str, b: str) -> bool:
+    try:
+        from desktop.engine.models import canonical_model_name
+
+        return canonical_model_name(a) == canonical_model_name(b)
+    except Exception:  # noqa: BLE001
+        return a == b
+
+
+def _megabytes(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+
+
+def model_label(row: ModelRow, in_use: bool) -> str:
+    """What the picker shows for a model, e.g. "small — 484 MB · downloaded"."""
+    size = _megabytes(row.download_mb) if row.download_mb is not None else None
+    state = row.state + (", recommended" if row.name == "base" else "")
+    parts = [p for p in (size, state, "in use" if in_use else None) if p]
+    return f"{row.name} — {' · '.join(parts)}" if parts else row.name
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None, *, in_use: str | None = None) -> None:
+        """`in_use`: the model the app runs now (by default the settings' model); it cannot be deleted."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(520)
         self._initial = settings
+        self._in_use = in_use if in_use is not None else settings.model
 
         self.model_combo = QComboBox()
-        self.model_combo.addItem("base — bundled, multilingual (recommended)", "base")
-        for name, downloaded in _hub_models():
-            suffix = "downloaded" if downloaded else "download"
-            self.model_combo.addItem(f"{name} ({suffix})", name)
+        for row in _model_rows():
+            self.model_combo.addItem(model_label(row, _same_model(row.name, self._in_use)), row.name)
+            self._set_row(self.model_combo.count() - 1, row)
         self.model_combo.addItem("Local model folder…", _LOCAL)
         self._local_folder: str | None = None
         self.model_combo.activated.connect(self._model_chosen)
+        self.model_combo.currentIndexChanged.connect(self._update_hint)
+        self.delete_model_button = QPushButton("Delete…")
+        self.delete_model_button.clicked.connect(self._delete_current_model)
+        model_row = QWidget()
+        model_layout = QHBoxLayout(model_row)
+        model_layout.setContentsMargins(0, 0, 0, 0)
+        model_layout.addWidget(self.model_combo, 1)
+        model_layout.addWidget(self.delete_model_button)
         self.model_hint = QLabel()
         self.model_hint.setWordWrap(True)
         self.model_hint.setProperty("role", "hint")
@@ -125,7 +187,7 @@ class SettingsDialog(QDialog):
         formats_layout.addStretch(1)
 
         form = QFormLayout()
-        form.addRow("Model", self.model_combo)
+        form.addRow("Model", model_row)
         form.addRow("", self.model_hint)
         form.addRow("Device", self.device_combo)
         form.addRow("Compute type", self.compute_combo)
@@ -140,6 +202,9 @@ class SettingsDialog(QDialog):
         self.error_label.setProperty("role", "error")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        self.deleted_label = QLabel()
+        self.deleted_label.setProperty("role", "hint")
+        self.deleted_label.hide()
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -149,12 +214,24 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.deleted_label)
         layout.addWidget(buttons)
         self._show(settings)
 
     # Injectable for tests: returns a folder or "".
     def ask_model_folder(self) -> str:
         return QFileDialog.getExistingDirectory(self, "Choose a CTranslate2 Whisper model folder")
+
+    # Injectable for tests: True to delete.
+    def confirm_delete(self, name: str, size_text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Delete model",
+            f"Delete the downloaded model “{name}” ({size_text})?\n\nIt can be downloaded again later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _show(self, settings: Settings) -> None:
         index = self.model_combo.findData(settings.model)
@@ -192,19 +269,74 @@ class SettingsDialog(QDialog):
                 self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(self._initial.model)))
         self._update_hint()
 
+    def _set_row(self, index: int, row: ModelRow) -> None:
+        self.model_combo.setItemData(index, row, _ROW_ROLE)
+        # Models that need a download are dimmer in the list (still clearly choosable), so those on disk
+        # stand out.
+        grey = QColor(self.palette().color(QPalette.ColorRole.Text))
+        grey.setAlphaF(0.6)
+        self.model_combo.setItemData(
+            index, grey if row.state == "not downloaded" else None, Qt.ItemDataRole.ForegroundRole
+        )
+
+    def _current_row(self) -> ModelRow | None:
+        row = self.model_combo.currentData(_ROW_ROLE)
+        return row if isinstance(row, ModelRow) else None
+
     def _update_hint(self) -> None:
         model = self.model_combo.currentData()
-        label = self.model_combo.currentText()
-        if model == "base":
+        row = self._current_row()
+        in_use = row is not None and _same_model(row.name, self._in_use)
+        if row is not None and row.state == "bundled":
             hint = "Ships with Verbatim; nothing to download."
-        elif label.endswith("(download)"):
-            hint = "Downloaded from the model hub when you press OK; the status bar shows the progress."
-        elif Path(str(model)).is_absolute():
+        elif row is not None and row.state == "not downloaded":
+            about = f"About {_megabytes(row.download_mb)}, downloaded" if row.download_mb else "Downloaded"
+            hint = f"{about} from the model hub when you press OK; the status bar shows the progress."
+        elif row is not None and row.state == "downloaded":
+            on_disk = _megabytes(row.size_bytes / 1e6) if row.size_bytes is not None else "on disk"
+            hint = f"Downloaded: {on_disk} in {row.path}." if row.path else "Downloaded."
+            if in_use:
+                hint += " In use, so it cannot be deleted now."
+        elif model is not None and Path(str(model)).is_absolute():
             hint = f"Loaded from {model}."
         else:
             hint = ""
         self.model_hint.setText(hint)
         self.model_hint.setVisible(bool(hint))
+        deletable = row is not None and row.state == "downloaded" and not in_use
+        self.delete_model_button.setEnabled(deletable)
+        if deletable:
+            self.delete_model_button.setToolTip("Delete this downloaded model from the disk")
+        elif in_use:
+            self.delete_model_button.setToolTip("The model in use cannot be deleted")
+        else:
+            self.delete_model_button.setToolTip("Only downloaded models can be deleted")
+
+    def _delete_current_model(self) -> None:
+        row = self._current_row()
+        if row is None or row.state != "downloaded" or _same_model(row.name, self._in_use):
+            return
+        size_text = _megabytes(row.size_bytes / 1e6) if row.size_bytes is not None else "its files"
+        if not self.confirm_delete(row.name, size_text):
+            return
+        from desktop.engine.models import ModelError, delete_model
+
+        try:
+            freed_bytes = delete_model(row.name)
+        except ModelError as exc:
+            self.error_label.setText(f"Could not delete {row.name}: {exc}")
+            self.error_label.show()
+            return
+        log.info("deleted model %s (%d bytes)", row.name, freed_bytes)
+        index = self.model_combo.currentIndex()
+        gone = dataclasses.replace(row, state="not downloaded", size_bytes=None, path=None)
+        self.model_combo.setItemText(index, model_label(gone, in_use=False))
+        self._set_row(index, gone)
+        # A model just deleted is not one to switch to: the choice goes back to the settings' own.
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(self._initial.model)))
+        self.error_label.hide()
+        self.deleted_label.setText(f"Deleted {row.name}; {_megabytes(freed_bytes / 1e6)} freed.")
+        self.deleted_label.show()
 
     def settings(self) -> Settings:
         """The settings as chosen; raises ValueError when they are not valid."""

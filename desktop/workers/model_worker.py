@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,11 @@ class ModelStatus:
     done_bytes: int = 0
     total_bytes: int = 0
     error: str | None = None
+    # A failed load after which the worker went on with a model that works: that model (a "ready" status)
+    # and the settings the worker now runs with (that model's name, device and compute type, the rest as
+    # chosen). None when no model could be loaded at all.
+    still_using: ModelStatus | None = None
+    effective_settings: Settings | None = None
 
 
 def transcribe_options(settings: Settings) -> TranscribeOptions:
@@ -186,7 +191,7 @@ class ModelWorker(QObject):
 
     model_status_changed = Signal(object)  # ModelStatus
     model_ready = Signal(object)  # ModelStatus with device and compute type
-    model_failed = Signal(str)
+    model_failed = Signal(str)  # reason; no model is loaded, so queued jobs wait
     job_started = Signal(int, object)  # job id, JobStarted
     segments_decoded = Signal(int, object)  # job id, tuple[Segment, ...]
     job_progressed = Signal(int, float, float)  # job id, done_s, total_s
@@ -225,6 +230,8 @@ class ModelWorker(QObject):
         self._model = model
         # A preloaded model (tests, or a model handed over by the caller) counts as the one asked for.
         self._loaded_key = settings.model_key() if model is not None else None
+        # The last model that loaded: what a failed load of another one goes back to.
+        self._working_key = self._loaded_key
         self._failed_key: tuple[str, str, str] | None = None
         self._queue: list[EngineJob] = []
         self._in_run: set[int] = set()
@@ -384,7 +391,8 @@ class ModelWorker(QObject):
                     emit(self.model_ready, item)
                 elif item.stage == "failed":
                     emit(self.model_status_changed, item)
-                    emit(self.model_failed, item.error or "the model could not be loaded")
+                    if item.still_using is None:
+                        emit(self.model_failed, item.error or "the model could not be loaded")
                 else:
                     emit(self.model_status_changed, item)
                 continue
@@ -448,14 +456,19 @@ class ModelWorker(QObject):
             self._load_cancel = cancel = threading.Event()
             if self._stopping:
                 return
-            # Let go of the previous model first: two large models may not fit in memory together, and
-            # jobs must not quietly run on a model the user has just replaced.
-            self._model = None
-            self._loaded_key = None
         name = settings.model
         self._post(ModelStatus("loading", name))
 
         def on_status(stage: str) -> None:
+            if stage == "loading":
+                # The new model's files are on disk and it is about to be read into memory: let go of the
+                # previous one now, as two large models may not fit together (on a card, the second would
+                # quietly land on the CPU). Until here (the download, what fails offline) the previous one
+                # stays loaded, so a failed download costs nothing; a load that fails after this point
+                # reloads it from disk (_recover). Jobs do not run meanwhile: this thread is loading.
+                with self._cond:
+                    self._model = None
+                    self._loaded_key = None
             if stage in ("downloading", "loading", "warming"):
                 self._post(ModelStatus(stage, name))
 
@@ -481,17 +494,65 @@ class ModelWorker(QObject):
             if not isinstance(exc, ModelError):
                 log.exception("loading model %s failed", name)
             reason = str(exc) if isinstance(exc, ModelError) else f"cannot load the model: {exc}"
-            self._post(ModelStatus("failed", name, error=reason))
+            if superseded:
+                with self._cond:
+                    nothing_loaded = self._model is None
+                if nothing_loaded:
+                    self._post(ModelStatus("failed", name, error=reason))
+                return  # the user's newer choice loads next
+            self._recover(settings, reason)
             return
         with self._cond:
             self._model = model
             self._loaded_key = key
+            self._working_key = key
         if self._prepare_engine is not None:
             try:
                 self._prepare_engine(model)
             except Exception:  # noqa: BLE001 - only a head start: the first run makes its own engine
                 log.exception("starting the engine's background work failed")
         self._post(ModelStatus("ready", model.name, model.device, model.compute_type, model.device_note))
+
+    def _recover(self, failed: Settings, reason: str) -> None:
+        """`failed` could not be loaded: go on with the model that worked before it (reloaded when it was let
+        go), or else the bundled base, and run with that model's settings from now on, so the queue does not
+        wait for a model that will not come. The window is told what failed and what is still in use."""
+        from desktop.engine.models import BASE_MODEL
+
+        failed_key = failed.model_key()
+        with self._cond:
+            if self._stopping:
+                return
+            model, key = self._model, self._loaded_key
+            candidates = [self._working_key, (BASE_MODEL, failed.device, failed.compute_type)]
+            self._load_cancel = cancel = threading.Event()
+        if model is None:
+            for candidate in dict.fromkeys(candidates):  # in order, once each
+                if candidate is None or candidate == failed_key:
+                    continue
+                candidate_name, device, compute_type = candidate
+                self._post(ModelStatus("loading", candidate_name))
+                try:
+                    model = self._loader(candidate_name, device=device, compute_type=compute_type, cancel=cancel)
+                except Exception:  # noqa: BLE001 - try the next one; the first failure is what the user hears
+                    log.exception("going back to model %s after %s failed did not work", candidate_name, failed.model)
+                    continue
+                key = candidate
+                break
+        if model is None or key is None:
+            self._post(ModelStatus("failed", failed.model, error=reason))
+            return
+        with self._cond:
+            self._model = model
+            self._loaded_key = self._working_key = key
+            if self._settings.model_key() == failed_key:
+                self._settings = replace(self._settings, model=key[0], device=key[1], compute_type=key[2])
+                self._settings_generation += 1
+            effective = self._settings
+            self._cond.notify_all()
+        log.warning("could not load %s (%s); still using %s", failed.model, reason, key[0])
+        using = ModelStatus("ready", model.name, model.device, model.compute_type, model.device_note)
+        self._post(ModelStatus("failed", failed.model, error=reason, still_using=using, effective_settings=effective))
 
     def _run_queue(self, settings: Settings) -> None:
         with self._cond:

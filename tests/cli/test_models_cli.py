@@ -65,6 +65,23 @@ def test_list_is_the_default_and_shows_base(home, capsys):
     assert table_rows(default_out) == rows
 
 
+def test_list_shows_download_sizes_and_what_is_on_disk(home, capsys):
+    from desktop.engine.models import approx_download_mb
+
+    folder = home / "models" / "small"
+    folder.mkdir(parents=True)
+    (folder / "model.bin").write_bytes(b"\0" * 2_000_000)
+    (folder / "config.json").write_text("{}")
+    assert run_cli(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    # Columns are added before PATH, which stays last; the first four keep their names and places.
+    assert out.splitlines()[0].split() == ["NAME", "KIND", "INSTALLED", "SIZE", "DOWNLOAD", "PATH"]
+    rows = table_rows(out)
+    assert rows["small"] == ["small", "hub", "yes", "2.0", "MB", f"~{approx_download_mb('small')}", "MB", str(folder)]
+    assert rows["medium"] == ["medium", "hub", "no", "-", f"~{approx_download_mb('medium')}", "MB", "-"]
+    assert rows["base"][1:3] == ["bundled", "yes"] and rows["base"][-2] == "-"  # nothing to download
+
+
 def test_path_base_prints_the_assembled_folder(home, capsys):
     assert run_cli(["models", "path", "base"]) == 0
     folder = Path(capsys.readouterr().out.strip())

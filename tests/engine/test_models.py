@@ -20,10 +20,14 @@ from desktop.engine.models import (
     BASE_MODEL_SHA256,
     DownloadCancelled,
     ModelError,
+    approx_download_mb,
+    delete_model,
     download_model,
     ensure_base_model,
     hub_model_names,
+    is_on_disk,
     list_models,
+    model_state,
     resolve_model,
 )
 from tests.engine.hubserver import FakeHub, fake_model_files
@@ -370,6 +374,73 @@ def test_list_models_shows_base_hub_and_local_folders(home, hub):
     assert "not-a-model" not in infos
     assert resolve_model("custom") == custom.resolve()
     assert list_models()[0].name == "base"
+
+
+def fake_downloaded(home: Path, name: str, model_bytes: int = 1000) -> Path:
+    """A folder laid out like a finished download: models/<name>/ with model.bin and config.json."""
+    folder = home / "models" / name
+    folder.mkdir(parents=True)
+    (folder / "model.bin").write_bytes(b"\0" * model_bytes)
+    (folder / "config.json").write_text("{}")
+    (folder / "vocabulary.txt").write_text("a\n")
+    return folder
+
+
+def test_every_listed_model_has_an_approximate_download_size(home):
+    sizes = {name: approx_download_mb(name) for name in ["base", *hub_model_names()]}
+    assert all(isinstance(mb, int) and mb > 0 for mb in sizes.values()), sizes
+    assert sizes["tiny"] < sizes["base"] < sizes["small"] < sizes["medium"] < sizes["large-v3"]
+    assert approx_download_mb("large") == sizes["large-v3"]  # an alias costs what its model costs
+    # The bundled base's real model.bin agrees with the catalogue (to the MB).
+    assert round((ensure_base_model() / "model.bin").stat().st_size / 1e6) == sizes["base"]
+    assert approx_download_mb("/some/folder") is None
+    infos = {info.name: info for info in list_models()}
+    assert infos["small"].download_mb == sizes["small"] and infos["base"].download_mb == sizes["base"]
+
+
+def test_on_disk_state_of_bundled_downloaded_missing_and_local_models(home, tmp_path):
+    assert model_state("base") == "bundled" and is_on_disk("base")
+    assert model_state("small") == "not downloaded" and not is_on_disk("small")
+    fake_downloaded(home, "small")
+    assert model_state("small") == "downloaded" and is_on_disk("small")
+    # A folder that lost its model.bin (a crash, a hand deletion) is not a model on disk.
+    (fake_downloaded(home, "large-v3") / "model.bin").unlink()
+    assert model_state("large") == "not downloaded" and not is_on_disk("large-v3")
+    own = tmp_path / "own-model"
+    own.mkdir()
+    assert not is_on_disk(str(own))
+    (own / "model.bin").write_bytes(b"1")
+    (own / "config.json").write_text("{}")
+    assert model_state(str(own)) == "local" and is_on_disk(str(own))
+
+
+def test_delete_a_downloaded_model_frees_its_folder(home):
+    folder = fake_downloaded(home, "small", model_bytes=5000)
+    keep = fake_downloaded(home, "tiny")
+    freed = delete_model("small")
+    assert freed == 5000 + 2 + 2
+    assert not folder.exists() and keep.is_dir()
+    assert leftovers(home / "models") == []
+    assert not is_on_disk("small") and is_on_disk("tiny")
+    # Through an alias too.
+    fake_downloaded(home, "large-v3")
+    delete_model("large")
+    assert not (home / "models" / "large-v3").exists()
+
+
+def test_delete_refuses_base_local_folders_and_missing_models(home, tmp_path):
+    ensure_base_model()
+    with pytest.raises(ModelError, match="bundled base model cannot be deleted"):
+        delete_model("base")
+    assert (home / "models" / "base" / "model.bin").is_file()
+    custom = fake_downloaded(home, "custom")
+    with pytest.raises(ModelError, match="only those can be deleted"):
+        delete_model("custom")
+    with pytest.raises(ModelError, match="only those can be deleted"):
+        delete_model(str(custom))
+    assert custom.is_dir()
+    with pytest.raises(ModelError, match="'medium' is not downloaded"):
+        delete_model("medium")
 
 
 def test_importing_models_stays_cheap():

@@ -130,25 +130,124 @@ def test_jobs_queued_before_the_model_is_ready_wait_then_run(qtbot, hosts, loade
     assert calls == ["base"]
 
 
-def test_a_model_that_cannot_load_fails_with_a_message_and_a_new_choice_recovers(qtbot, hosts, loaded_model, tmp_path):
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> str:
+    """HF_ENDPOINT at a port on this machine where nothing listens: every download fails as it does offline."""
+    import huggingface_hub.constants
+
+    from tests.engine.hubserver import FakeHub
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with FakeHub({}) as server:
+        endpoint = server.endpoint
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    return endpoint
+
+
+def counting_loader(loaded_model, loads: list[str]):
+    """The real loader, except that base is the session's loaded model (loading it again takes seconds)."""
     from desktop.engine.loading import load_model
 
     def loader(name, **kwargs):
+        loads.append(name)
         return loaded_model if name == "base" else load_model(name, **kwargs)
 
+    return loader
+
+
+def failures(seen: Recorder) -> list[ModelStatus]:
+    return [e[1] for e in seen.of("model_status_changed") if e[1].stage == "failed"]
+
+
+def test_a_failed_download_keeps_the_working_model_and_the_queue_runs(
+    qtbot, hosts, loaded_model, make_speech, offline_hub, verbatim_home
+):
+    loads: list[str] = []
+    host = hosts(Settings(language="en"), loaded_model, loader=counting_loader(loaded_model, loads))
+    seen = Recorder(host)
+    host.start()
+    host.apply_settings(Settings(model="small", language="en"))
+    host.enqueue(1, make_speech("The quick brown fox jumps over the lazy dog."))
+    with qtbot.waitSignal(host.job_finished, timeout=JOB_TIMEOUT_MS) as finished:
+        pass
+    assert finished.args == [1]
+    assert "brown fox" in "".join(s.text for e in seen.of("segments_decoded", 1) for s in e[2]).lower()
+    [failed] = failures(seen)
+    assert failed.model == "small" and "could not download model 'small'" in failed.error
+    assert offline_hub in failed.error  # the reason names the hub it could not reach
+    assert failed.still_using is not None and failed.still_using.model == "base"
+    assert failed.still_using.device == "cpu" and failed.still_using.stage == "ready"
+    # The worker now runs with base; the rest of the settings stay as chosen.
+    assert failed.effective_settings == Settings(language="en")
+    # The working model was never let go (no reload), and nothing says "no model": jobs did not wait.
+    assert loads == ["small"]
+    assert seen.of("model_failed") == []
+    assert not (verbatim_home / "models" / "small").exists()
+
+
+def test_a_model_that_fails_after_loading_began_brings_the_previous_one_back(
+    qtbot, hosts, loaded_model, make_speech, tmp_path
+):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "model.bin").write_bytes(b"not weights" * 100)
+    (broken / "config.json").write_text("{}")
+    loads: list[str] = []
+    host = hosts(Settings(), loaded_model, loader=counting_loader(loaded_model, loads))
+    seen = Recorder(host)
+    host.start()
+    host.apply_settings(Settings(model=str(broken)))
+    host.enqueue(1, make_speech("One two three."))
+    with qtbot.waitSignal(host.job_finished, timeout=JOB_TIMEOUT_MS):
+        pass
+    # The broken model got as far as loading (the previous one was let go), so base was loaded again.
+    assert loads == [str(broken), "base"]
+    [failed] = failures(seen)
+    assert "cannot load the model at" in failed.error and str(broken) in failed.error
+    assert failed.still_using.model == "base" and failed.effective_settings == Settings()
+    assert seen.of("model_failed") == []
+
+
+def test_a_model_that_cannot_load_at_start_up_falls_back_to_base(qtbot, hosts, loaded_model, tmp_path):
     empty = tmp_path / "not-a-model"
     empty.mkdir()
+    loads: list[str] = []
     engine = ScriptedEngine()
-    host = hosts(Settings(model=str(empty)), loader=loader, engine_factory=lambda model: engine)
+    host = hosts(Settings(model=str(empty), beam_size=2), loader=counting_loader(loaded_model, loads),
+                 engine_factory=lambda model: engine)
     seen = Recorder(host)
-    with qtbot.waitSignal(host.model_failed, timeout=30_000) as failed:
-        host.start()
-    assert failed.args[0] and "not-a-model" in failed.args[0]
     host.enqueue(3, tmp_path / "a.wav")
     with qtbot.waitSignal(host.job_finished, timeout=10_000):
-        host.apply_settings(Settings(model="base"))
-    assert seen.of("model_ready")[0][1].model == "base"
+        host.start()
     assert seen.kinds(3) == ["job_started", "segments_decoded", "job_progressed", "job_finished"]
+    [failed] = failures(seen)
+    assert "not-a-model" in failed.error and failed.still_using.model == "base"
+    assert failed.effective_settings == Settings(beam_size=2)
+    assert loads == [str(empty), "base"] and seen.of("model_failed") == []
+    # Choosing the failed model again tries it again (and fails again the same way).
+    host.apply_settings(Settings(model=str(empty), beam_size=2))
+    qtbot.waitUntil(lambda: len(failures(seen)) == 2, timeout=10_000)
+    assert loads == [str(empty), "base", str(empty)]
+
+
+def test_when_no_model_at_all_can_be_loaded_jobs_wait_and_the_reason_is_given(qtbot, hosts, tmp_path):
+    from desktop.engine.models import ModelError
+
+    def loader(name, **kwargs):
+        raise ModelError(f"could not load {name}")
+
+    host = hosts(Settings(model="small"), loader=loader)
+    seen = Recorder(host)
+    host.enqueue(1, tmp_path / "a.wav")
+    with qtbot.waitSignal(host.model_failed, timeout=10_000) as failed:
+        host.start()
+    # What the user chose is the reason given, not the fallback's failure.
+    assert failed.args == ["could not load small"]
+    assert failures(seen)[-1].still_using is None
+    assert host.queued_ids() == [1] and seen.of("job_started") == []
 
 
 def test_a_failing_input_fails_alone(qtbot, hosts, loaded_model, make_speech, tmp_path):
