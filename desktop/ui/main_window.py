@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from desktop.capture.recorder import RecorderState
 from desktop.core.jobs import Job, JobState
+from desktop.core.rerun import choose_rerun
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store
@@ -848,6 +849,10 @@ class MainWindow(QMainWindow):
         fitted = [dataclasses.replace(s, end_s=min(s.end_s, next_start_s)) for s in fitted]
         if not fitted and not count:
             self.statusBar().showMessage("The re-run found nothing to change.", 8000)
+            return
+        decision = choose_rerun(segments[first : first + count], fitted)
+        if not decision.accept:
+            self._show_edit_error(decision.message)
             return
         span = f"{format_time(start_s)}–{format_time(end_s)}"
         description = f"Re-run {span}"
