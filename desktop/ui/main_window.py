@@ -1055,7 +1055,8 @@ class MainWindow(QMainWindow):
         self.down_action.setEnabled(row is not None and row < self.queue_model.rowCount() - 1)
         transcript = self.transcript_model.transcript
         self.undo_remove_action.setEnabled(self.removals.can_undo())
-        self.undo_remove_action.setText(f"&Undo remove {self.removals.last_name() or ''}".strip())
+        removed_name = (self.removals.last_name() or "").replace("&", "&&")  # a "&" in a name is no mnemonic
+        self.undo_remove_action.setText(f"&Undo remove {removed_name}".strip())
         self.undo_action.setEnabled(self.removals.can_undo() or (transcript is not None and transcript.can_undo()))
         self.redo_action.setEnabled(transcript is not None and transcript.can_redo())
         if self._undo_goes_to_queue():
