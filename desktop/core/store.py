@@ -34,7 +34,7 @@ from desktop.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE jobs (
@@ -50,7 +50,8 @@ CREATE TABLE jobs (
     done_s REAL NOT NULL DEFAULT 0,
     position INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    removed_at REAL
 );
 CREATE INDEX jobs_position ON jobs (position);
 CREATE TABLE segments (
@@ -66,6 +67,12 @@ CREATE TABLE segments (
     PRIMARY KEY (job_id, idx)
 ) WITHOUT ROWID;
 """
+
+# Steps that bring a library of the version before each key up to it. A removed job is kept (removed_at set)
+# until it is purged, so removing one can be undone.
+_MIGRATIONS = {
+    2: ("ALTER TABLE jobs ADD COLUMN removed_at REAL",),
+}
 
 _JOB_COLUMNS = "id, source, state, language, duration_s, error, done_s"
 
@@ -240,6 +247,15 @@ class Store:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction() as db:
+                # As above: another process may have migrated it already.
+                if db.execute("PRAGMA user_version").fetchone()[0] >= target:
+                    continue
+                for statement in _MIGRATIONS[target]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
 
     # -- jobs --------------------------------------------------------------------------------------
     def add_job(self, source: str | Path) -> Job:
@@ -261,18 +277,22 @@ class Store:
         return _job(row)
 
     def has_job(self, job_id: int) -> bool:
-        return self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+        """Whether the job is in the library (a removed job, waiting to be purged, is not)."""
+        row = self._db.execute("SELECT 1 FROM jobs WHERE id = ? AND removed_at IS NULL", (job_id,)).fetchone()
+        return row is not None
 
     def jobs(self) -> list[Job]:
-        """All jobs in queue order (the order the user arranged)."""
-        rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY position, id").fetchall()
+        """All jobs in queue order (the order the user arranged), removed ones left out."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE removed_at IS NULL ORDER BY position, id"
+        ).fetchall()
         return [_job(row) for row in rows]
 
     def records(self) -> list[JobRecord]:
-        """All jobs, oldest first, with their bookkeeping."""
+        """All jobs, oldest first, with their bookkeeping; removed ones left out."""
         rows = self._db.execute(
             f"SELECT {_JOB_COLUMNS}, language_probability, model, position, created_at, updated_at "
-            "FROM jobs ORDER BY created_at, id"
+            "FROM jobs WHERE removed_at IS NULL ORDER BY created_at, id"
         ).fetchall()
         return [JobRecord(_job(row[:7]), row[7], row[8], row[9], row[10], row[11]) for row in rows]
 
@@ -335,8 +355,26 @@ class Store:
             )
 
     def remove_job(self, job_id: int) -> None:
+        """Take the job out of the library, undoably: it and its segments stay in the file, out of `jobs()`
+        and `records()`, until `restore_job` brings it back or `purge_removed` deletes it for good."""
         with self._transaction() as db:
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("UPDATE jobs SET removed_at = ? WHERE id = ? AND removed_at IS NULL", (time.time(), job_id))
+
+    def restore_job(self, job_id: int) -> None:
+        """Undo `remove_job`: the job is back as it was (state, segments, edits, queue position)."""
+        with self._transaction() as db:
+            if db.execute("UPDATE jobs SET removed_at = NULL WHERE id = ?", (job_id,)).rowcount != 1:
+                raise KeyError(job_id)
+
+    def purge_removed(self, removed_before: float | None = None) -> int:
+        """Delete removed jobs and their segments for good (those removed before `removed_before`, a
+        time.time(), when given). Returns how many."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE removed_at IS NOT NULL AND removed_at < ?",
+                (float("inf") if removed_before is None else removed_before,),
+            )
+        return cursor.rowcount
 
     def set_order(self, job_ids: Sequence[int]) -> None:
         """Queue order: the listed jobs first, in this order; any others keep their relative order after."""

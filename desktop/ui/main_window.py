@@ -37,11 +37,13 @@ from PySide6.QtWidgets import (
 from desktop.capture.recorder import RecorderState
 from desktop.core.coordinator import JobCoordinator
 from desktop.core.jobs import Job, JobState
+from desktop.core.rerun import choose_rerun
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store, StoreError
 from desktop.core.transcript import MIN_STREAMED_SEGMENT_S, Transcript, fit_after
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
+from desktop.ui.job_removal import JobRemovals
 from desktop.ui.notice_bar import NoticeBar
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
 from desktop.ui.recorder_bar import RecorderBar
@@ -106,6 +108,9 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        if not store.owner:
+            # The window resumes jobs a crash left running; only the library's owner may (core/store.py).
+            raise ValueError("the window needs the library's owner: Store(owner=True)")
         self.store = store
         self.worker = worker
         self.settings = settings
@@ -127,6 +132,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1180, 720)
 
+        # Jobs removed before this start can no longer be brought back (see job_removal): delete them.
+        self._purge_removed()
+        self.removals = JobRemovals(self)
         self.queue_model = QueueModel(store.jobs(), self)
         self.transcript_model = TranscriptModel(self)
         # The editor (table, find bar, editing actions) is built first: the menus list its actions.
@@ -181,7 +189,7 @@ class MainWindow(QMainWindow):
         self.export_all_action = self._action("Export all &finished…", self.export_all_finished, "export-all",
                                               "Ctrl+Shift+E", "Export every finished transcript to a folder")
         self.quit_action = self._action("&Quit", self.close, None, QKeySequence.StandardKey.Quit)
-        self.undo_action = self._action("&Undo", self.transcript_model.undo, "undo", QKeySequence.StandardKey.Undo)
+        self.undo_action = self._action("&Undo", self.undo, "undo", QKeySequence.StandardKey.Undo)
         self.redo_action = self._action("&Redo", self.transcript_model.redo, "redo")
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.cancel_action = self._action("&Cancel job", self.cancel_selected, "cancel", "Ctrl+.",
@@ -192,6 +200,8 @@ class MainWindow(QMainWindow):
                                           "Remove the selected job and its transcript from the library")
         # Delete only means "remove job" in the queue, never while editing the transcript.
         self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.undo_remove_action = self._action("&Undo remove", self.undo_remove, "undo",
+                                               tip="Bring back the job removed last, with its transcript")
         self.up_action = self._action("Move &up", lambda: self.move_selected(-1), "up", "Alt+Up",
                                       "Run the selected job earlier")
         self.down_action = self._action("Move &down", lambda: self.move_selected(1), "down", "Alt+Down",
@@ -222,7 +232,7 @@ class MainWindow(QMainWindow):
         review_menu = bar.addMenu("Re&view")
         review_menu.addActions(self.editor.review_actions())
         queue_menu = bar.addMenu("&Queue")
-        queue_menu.addActions([self.cancel_action, self.retry_action, self.remove_action])
+        queue_menu.addActions([self.cancel_action, self.retry_action, self.remove_action, self.undo_remove_action])
         queue_menu.addSeparator()
         queue_menu.addActions([self.up_action, self.down_action])
         help_menu = bar.addMenu("&Help")
@@ -267,7 +277,7 @@ class MainWindow(QMainWindow):
         header.setHighlightSections(False)
         self.queue_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.queue_view.addActions([self.export_action, self.cancel_action, self.retry_action, self.remove_action,
-                                    self.up_action, self.down_action])
+                                    self.undo_remove_action, self.up_action, self.down_action])
         self.queue_view.selectionModel().currentRowChanged.connect(self._current_job_changed)
 
         hint = QLabel()
@@ -817,8 +827,10 @@ class MainWindow(QMainWindow):
         self.model_label.style().polish(self.model_label)
 
     def _known(self, job_id: int) -> bool:
-        # A job removed while the worker still had events for it is ignored from then on.
-        return not self._closing and self.queue_model.row_of(job_id) is not None
+        # A job removed while the worker still had events for it is ignored from then on, and so are the
+        # last events of a run its removal stopped, should the job be back by then.
+        return (not self._closing and self.queue_model.row_of(job_id) is not None
+                and not self.removals.is_stopping(job_id))
 
     def _on_job_started(self, job_id: int, event) -> None:
         if not self._known(job_id) or self._write_failure is not None:
@@ -849,7 +861,7 @@ class MainWindow(QMainWindow):
             log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
 
     def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
-        if not self._known(job_id) or self._write_failure is not None:
+        if self.removals.job_ended(job_id) or not self._known(job_id) or self._write_failure is not None:
             return
         if not self._store_write(job_id, lambda: self.jobs.ended(job_id, state, error)):
             return
@@ -939,6 +951,10 @@ class MainWindow(QMainWindow):
         if not fitted and not count:
             self.statusBar().showMessage("The re-run found nothing to change.", 8000)
             return
+        decision = choose_rerun(segments[first : first + count], fitted)
+        if not decision.accept:
+            self._show_edit_error(decision.message)
+            return
         span = f"{format_time(start_s)}–{format_time(end_s)}"
         description = f"Re-run {span}"
         if not self.transcript_model.perform(
@@ -990,16 +1006,30 @@ class MainWindow(QMainWindow):
         if job_id is None:
             return
         row = self.queue_model.row_of(job_id)
-        entry = self.queue_model.entry(job_id)
-        if entry is not None and not entry.job.state.is_final:
-            self.worker.cancel_job(job_id)
-        self.store.remove_job(job_id)
-        self._transcripts.pop(job_id, None)
-        self.queue_model.remove(job_id)
+        self.removals.remove(job_id)
         if self.queue_model.rowCount():
             self.select_job(self.queue_model.job(min(row or 0, self.queue_model.rowCount() - 1)).id)
         else:
             self._show_job(None)
+
+    def undo_remove(self) -> None:
+        job_id = self.removals.undo()
+        if job_id is not None:
+            self.select_job(job_id)
+            self.queue_view.setFocus()
+        self._update_actions()
+
+    def _undo_goes_to_queue(self) -> bool:
+        """Ctrl+Z undoes a removal where the queue has the focus, or where the transcript has nothing to undo."""
+        transcript = self.transcript_model.transcript
+        return self.removals.can_undo() and (
+            self.focusWidget() is self.queue_view or transcript is None or not transcript.can_undo())
+
+    def undo(self) -> None:
+        if self._undo_goes_to_queue():
+            self.undo_remove()
+        else:
+            self.transcript_model.undo()
 
     def move_selected(self, delta: int) -> None:
         job_id = self.current_job_id()
@@ -1124,9 +1154,14 @@ class MainWindow(QMainWindow):
         self.up_action.setEnabled(row is not None and row > 0)
         self.down_action.setEnabled(row is not None and row < self.queue_model.rowCount() - 1)
         transcript = self.transcript_model.transcript
-        self.undo_action.setEnabled(transcript is not None and transcript.can_undo())
+        self.undo_remove_action.setEnabled(self.removals.can_undo())
+        removed_name = (self.removals.last_name() or "").replace("&", "&&")  # a "&" in a name is no mnemonic
+        self.undo_remove_action.setText(f"&Undo remove {removed_name}".strip())
+        self.undo_action.setEnabled(self.removals.can_undo() or (transcript is not None and transcript.can_undo()))
         self.redo_action.setEnabled(transcript is not None and transcript.can_redo())
-        if transcript is not None and transcript.can_undo():
+        if self._undo_goes_to_queue():
+            self.undo_action.setText(self.undo_remove_action.text())
+        elif transcript is not None and transcript.can_undo():
             self.undo_action.setText(f"&Undo {transcript.undo_description().lower()}")
         else:
             self.undo_action.setText("&Undo")
@@ -1138,13 +1173,24 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
         # and go back to the queue at the next start, instead of being marked cancelled by the user.
+        if self._closing:  # closed before: the worker, the player and the library are already let go
+            super().closeEvent(event)
+            return
         self._closing = True
         if self.recording is not None:
             # The file is finished; its job stays queued in the library and is transcribed at the next start.
             self.recording.stop()
         self.player.close()
         self.worker.stop()
+        # Removed jobs can no longer be brought back (see job_removal).
+        self._purge_removed()
         super().closeEvent(event)
+
+    def _purge_removed(self) -> None:
+        try:
+            self.store.purge_removed()
+        except StoreError as exc:  # a full disk: they are deleted at a later start instead
+            log.warning("removed jobs not deleted yet: %s", exc)
 
 
     # -- recording from the microphone -------------------------------------------------------------

@@ -81,6 +81,11 @@ class QueueModel(QAbstractTableModel):
         self._rows.append(QueueRow(job, done_s=job.done_s))
         self.endInsertRows()
 
+    def insert(self, row: int, job: Job) -> None:
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.insert(row, QueueRow(job, done_s=job.done_s))
+        self.endInsertRows()
+
     def update(self, job_id: int, **changes) -> None:
         """Change fields of the job (state, duration_s, language, error, done_s)."""
         row = self.row_of(job_id)

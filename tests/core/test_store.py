@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import time
 
 import pytest
 
@@ -130,8 +131,118 @@ def test_queue_order_and_removal(store):
     store.append_segments(a.id, [seg(0.0, 1.0, " gone")])
     store.remove_job(a.id)
     assert [j.id for j in store.jobs()] == [c.id, b.id]
-    assert store.segments(a.id) == []
+    assert [r.job.id for r in store.records()] == [b.id, c.id]
     assert not store.has_job(a.id)
+    store.purge_removed()
+    assert store.segments(a.id) == []
+
+
+def test_a_removed_job_comes_back_as_it_was(store):
+    a, b, c = (store.add_job(f"/{name}.wav") for name in "abc")
+    store.mark_started(b.id, 2.0, "en", 0.9, "base")
+    store.append_segments(b.id, [seg(0.0, 1.0, " one"), seg(1.0, 2.0, " two")], done_s=2.0)
+    store.set_state(b.id, JobState.DONE)
+    edited = Transcript(store.info(b.id), store.segments(b.id))
+    edited.set_text(1, " two, edited")
+    store.save_transcript(b.id, edited)
+    before = store.job(b.id)
+
+    store.remove_job(b.id)
+    assert [j.id for j in store.jobs()] == [a.id, c.id]
+    # Another connection (`verbatim library list` while the window runs) no longer sees it either.
+    with Store(store.path) as other:
+        assert [r.job.id for r in other.records()] == [a.id, c.id] and not other.has_job(b.id)
+
+    store.restore_job(b.id)
+    assert [j.id for j in store.jobs()] == [a.id, b.id, c.id]  # back in its place
+    assert store.job(b.id) == before
+    assert [s.text for s in store.segments(b.id)] == [" one", " two, edited"]
+    assert store.has_job(b.id)
+    with pytest.raises(KeyError):
+        store.restore_job(9999)
+
+
+def test_purge_deletes_removed_jobs_for_good_and_only_those(store):
+    kept, old, recent = (store.add_job(f"/{name}.wav") for name in ("kept", "old", "recent"))
+    for job in (kept, old, recent):
+        store.append_segments(job.id, [seg(0.0, 1.0, f" {job.source}")])
+    store.remove_job(old.id)
+    raw = sqlite3.connect(library_path())
+    raw.execute("UPDATE jobs SET removed_at = removed_at - 3600 WHERE id = ?", (old.id,))
+    raw.commit()
+    raw.close()
+    store.remove_job(recent.id)
+
+    assert store.purge_removed(removed_before=time.time() - 60) == 1
+    with pytest.raises(KeyError):
+        store.job(old.id)
+    assert store.segments(old.id) == []
+    store.restore_job(recent.id)  # removed a moment ago: still there
+    store.remove_job(recent.id)
+    assert store.purge_removed() == 1
+    with pytest.raises(KeyError):
+        store.restore_job(recent.id)
+    assert [j.id for j in store.jobs()] == [kept.id]
+    assert [s.text for s in store.segments(kept.id)] == [" /kept.wav"]
+
+
+def test_a_version_1_library_is_migrated_keeping_everything(tmp_path):
+    path = tmp_path / "v1.sqlite3"
+    raw = sqlite3.connect(path)
+    # The schema as version 1 wrote it.
+    raw.executescript(V1_SCHEMA)
+    raw.execute(
+        "INSERT INTO jobs (source, state, duration_s, position, created_at, updated_at) "
+        "VALUES ('/old.wav', 'done', 2.0, 0, 1.0, 1.0)"
+    )
+    raw.execute("INSERT INTO segments (job_id, idx, start_s, end_s, text) VALUES (1, 0, 0.0, 2.0, ' kept')")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+
+    with Store(path) as migrated:
+        assert migrated._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        [job] = migrated.jobs()
+        assert (job.source, job.state) == ("/old.wav", JobState.DONE)
+        assert [s.text for s in migrated.segments(job.id)] == [" kept"]
+        migrated.remove_job(job.id)
+        assert migrated.jobs() == []
+        migrated.restore_job(job.id)
+        assert [j.id for j in migrated.jobs()] == [job.id]
+    with Store(path) as reopened:  # a second open finds it current and changes nothing
+        assert [j.source for j in reopened.jobs()] == ["/old.wav"]
+
+
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    language TEXT,
+    language_probability REAL,
+    duration_s REAL,
+    model TEXT,
+    error TEXT,
+    done_s REAL NOT NULL DEFAULT 0,
+    position INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX jobs_position ON jobs (position);
+CREATE TABLE segments (
+    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    text TEXT NOT NULL,
+    words_json TEXT,
+    avg_logprob REAL,
+    no_speech_prob REAL,
+    compression_ratio REAL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+"""
 
 
 def test_a_failed_transaction_changes_nothing(store):

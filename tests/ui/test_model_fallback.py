@@ -27,7 +27,7 @@ def offline_loader(loaded_model):
 
 
 def open_window(qtbot, model, settings: Settings, loader):
-    store = Store()
+    store = Store(owner=True)
     worker = ModelWorker(settings, model, loader=loader)
     window = MainWindow(store, worker, settings)
     qtbot.addWidget(window)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from desktop.core.flags import segment_flags
 from desktop.core.jobs import JobState
+from desktop.core.segment import Segment
 from desktop.core.settings import Settings
 from desktop.core.store import Store
 from desktop.ui.main_window import MainWindow
 from desktop.ui.transcript_model import FLAGS_ROLE, TEXT
-from desktop.workers.model_worker import ModelWorker
+from desktop.workers.model_worker import ModelWorker, RangeOutcome, RangeRequest
+from desktop.workers.signals import emit
 
 JOB_TIMEOUT_MS = 90_000
 LOOP = "Thank you. Thank you. Thank you. Thank you. Thank you."
@@ -85,3 +87,65 @@ def test_a_rerun_of_an_unreadable_source_says_why(qtbot, loaded_model, tmp_path:
         assert "gone.wav" in failed.args[0].error
     finally:
         assert worker.shutdown(timeout_s=30)
+
+
+WORDS = " And here's some more words, words, words, words."
+
+
+def _done_job(store: Store, source: Path) -> tuple[int, list[Segment]]:
+    """A finished job in the library as the engine leaves one (decoder statistics included)."""
+    job = store.add_job(source)
+    store.mark_started(job.id, 6.0, "en", 0.98, "base")
+    segments = [Segment(0.0, 2.6, " The quick brown fox jumps over the lazy dog.", avg_logprob=-0.22,
+                        no_speech_prob=0.01, compression_ratio=1.1),
+                Segment(2.6, 5.4, WORDS, avg_logprob=-0.28, no_speech_prob=0.02, compression_ratio=1.08)]
+    store.append_segments(job.id, segments, done_s=6.0)
+    store.set_state(job.id, JobState.DONE)
+    return job.id, segments
+
+
+def test_a_rerun_that_is_worse_leaves_the_old_text_and_says_why(qtbot, loaded_model, make_speech):
+    audio = make_speech("And here's some more words, words, words, words.", name="words.wav")
+    store = Store(owner=True)
+    job_id, segments = _done_job(store, audio)
+    settings = Settings()
+    # The worker never starts: the answer below is the one that made a correct sentence worse.
+    worker = ModelWorker(settings, loaded_model)
+    window = MainWindow(store, worker, settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.select_job(job_id)
+        model = window.transcript_model
+        model.set_text(0, " The quick brown fox jumps over the lazy dog!")  # an edit made before the re-run
+        edited = list(model.rows())
+        assert [f.kind for f in model.index(1, TEXT).data(FLAGS_ROLE)] == ["loop"]
+        request_id = window.rerun_rows(1, 1)
+        assert request_id is not None
+        request = RangeRequest(request_id, job_id, audio, segments[1].start_s, segments[1].end_s)
+        degenerate = tuple(Segment(2.6 + 0.02 * i, 2.62 + 0.02 * i, " words words words words words words",
+                                   avg_logprob=-0.12, no_speech_prob=0.01, compression_ratio=3.2) for i in range(4))
+        emit(worker.range_transcribed, RangeOutcome(request, degenerate))
+
+        assert list(model.rows()) == edited
+        with Store(store.path) as fresh:
+            assert fresh.segments(job_id) == edited
+        message = "The re-run's text was no better (it repeats itself); the old text stays."
+        assert window.edit_error.isVisibleTo(window) and window.edit_error.text() == message
+        assert window.statusBar().currentMessage() == message
+        assert "re-run" not in window.undo_action.text().lower()  # nothing happened to undo
+        window.undo_action.trigger()  # the edit made before is still the last step
+        assert model.rows()[0].text == segments[0].text
+
+        # A clean, confident answer for the same range still replaces it, as one undoable step.
+        request_id = window.rerun_rows(1, 1)
+        request = RangeRequest(request_id, job_id, audio, segments[1].start_s, segments[1].end_s)
+        better = (Segment(2.6, 5.4, " And here are some more words.", avg_logprob=-0.2, no_speech_prob=0.01,
+                          compression_ratio=1.1),)
+        emit(worker.range_transcribed, RangeOutcome(request, better))
+        assert model.rows()[1].text == " And here are some more words."
+        assert "re-run" in window.undo_action.text().lower()
+    finally:
+        window.close()
+        assert worker.shutdown(timeout_s=30)
+        store.close()
