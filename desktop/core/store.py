@@ -100,7 +100,7 @@ def _write_error(exc: BaseException) -> StoreWriteError:
         "SQLITE_FULL" in text
     )
     if disk_full:
-        return StoreWriteError("the disk is full: free some space, then resume", disk_full=True)
+        return StoreWriteError("the disk is full", disk_full=True)
     if "readonly" in text or "read-only" in text or (isinstance(exc, OSError) and exc.errno == errno.EROFS):
         return StoreWriteError("the library's folder is read-only")
     return StoreWriteError(f"the library could not be written ({text})")

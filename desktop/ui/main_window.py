@@ -440,14 +440,17 @@ class MainWindow(QMainWindow):
         self._write_failure = exc
         if first:
             log.error("the library refused a write: %s", exc)
-            for job_id in self.worker.hold():
+            stopped = set(self.worker.hold()) | set(self.jobs.halted())
+            stopped |= {job.id for job in self.queue_model.jobs() if job.state == JobState.RUNNING}
+            for job_id in stopped:
                 self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
-            for job_id in self.jobs.halted():
-                self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
+        what = "Free some space, then press Resume" if getattr(exc, "disk_full", False) else "Press Resume once it is fixed"
         self.notice.setProperty("write-error", True)
         self.notice.show_message(
-            f"Could not save to the library: {exc}. Transcription is paused; everything saved so far is kept, "
-            "and it carries on where the saved text ends.", "error", action=("Resume", self.resume_after_write_error))
+            f"Could not save to the library: {exc}. Transcription is paused and everything saved so far is kept. "
+            f"{what}: it carries on where the saved text ends.", "error",
+            action=("Resume", self.resume_after_write_error))
+        self._update_job_header()
         self._update_actions()
 
     def resume_after_write_error(self) -> bool:
