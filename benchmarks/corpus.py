@@ -239,7 +239,7 @@ def quiet_cuts(audio: np.ndarray, rate: int, shortest_s: float, longest_s: float
     """Pieces of shortest_s..longest_s, each cut at the quietest 50 ms frame in that range.
 
     Close to desktop.engine.prepare.window_bounds, but with a hard 4-14 s range and 50 ms frames: the
-    tables in benchmarks/README.md were measured on exactly these pieces, so they stay reproducible."""
+    tables in benchmarks/results/ were measured on exactly these pieces, so they stay reproducible."""
     frame = rate // 20
     energy = np.sqrt(np.mean(audio[: len(audio) // frame * frame].reshape(-1, frame) ** 2, axis=1))
     pieces, start = [], 0

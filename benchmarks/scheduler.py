@@ -8,7 +8,7 @@ a batch becomes a wait of --batch-s plus --item-s an item on a decoder thread (a
 is one 9 s chunk. What remains is the scheduler's own Python: choosing batches, emitting events, reading
 ahead. The real model is loaded only for its tokenizer and shapes. With twice the decoders, a scheduler that
 is not the limit finishes in about half the time. --repo runs another checkout's engine (say, an older
-commit in a git worktree) under the same waits. The defaults are about what the GPU traces in README.md show.
+commit in a git worktree) under the same waits. The defaults are about what the GPU traces in benchmarks/results/ show.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WAIT_S = 0.05
 # A GPU batch, when the user sets no batch size: up to this many seconds of speech, in at most this
-# many chunks (and what fits in free memory). Measured on real short speech (benchmarks/README.md).
+# many chunks (and what fits in free memory). Chosen on real short speech
+# (benchmarks/results/2026-11-29-gpu-real-speech.md).
 AUTO_GPU_BATCH_S = 960.0
 AUTO_GPU_BATCH_CHUNKS = 96
 # While the decoders are idle, ready chunks wait at most this long for an opening share of a batch.
@@ -83,10 +84,11 @@ MAX_GPU_PREPARE_WORKERS = 16
 # CPU's time). Without a margin of silence after the speech, Whisper may not find the end and loop
 # (whisper.cpp's audio_ctx, github.com/ggml-org/whisper.cpp/issues/1951). A chunk's window depends on
 # the chunk alone, never on what it is batched with, so a file's text does not either; a batch is
-# encoded and decoded per window. Measured in benchmarks/README.md.
+# encoded and decoded per window (benchmarks/results/2026-11-30-cpu-encoder-windows.md).
 ENCODER_MARGIN_FRAMES = 256
 ENCODER_WINDOW_STEP_FRAMES = 500
-# CPU batches: 8 chunks ran 10-20% faster than 4 (16 no faster than 8), measured in benchmarks/README.md.
+# CPU batches: 8 chunks ran 5-20% faster than 4 and 16 no faster than 8
+# (benchmarks/results/2026-11-30-cpu-encoder-windows.md).
 # The first batch of a run takes half, so the first text appears as soon as with 4.
 CPU_BATCH_CHUNKS = 8
 LANGUAGE_SWITCH_MIN_S = 8.0
@@ -241,7 +243,7 @@ class Engine:
         self.encoder_margin_frames: int | None = ENCODER_MARGIN_FRAMES if model.device == "cpu" else None
         self._pool: ThreadPoolExecutor | None = None
         self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
-        # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
+        # Feeding a GPU, the CPU stage in threads is held back by the GIL (benchmarks/results/2026-11-22-gpu.md):
         # there it runs in worker processes. On the CPU the model wants the cores; threads suffice.
         if prepare_in_processes is None:
             prepare_in_processes = model.device == "cuda"

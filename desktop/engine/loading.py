@@ -165,8 +165,9 @@ ROOMY_GPU_BYTES = 16 << 30
 def auto_workers_per_gpu(model_path: Path, frees: list[int | None]) -> int:
     """Workers (model replicas) per GPU. Several batches decode side by side on one card: a batch of a
     small model is bound by kernel launches and the CPU-side steps between them, not by the card, so
-    more workers fill it better. Measured on an H200 with base on 69 real files (benchmarks/README.md):
-    two workers 1.2-1.4 s, four 0.9-1.1 s, six or eight no faster than four. Each worker holds a copy of the
+    more workers fill it better: on an H200 with base, 69 real files took 1.2-1.4 s with two workers,
+    0.9-1.1 s with four, and no less with six or eight (benchmarks/results/2026-11-29-gpu-tuning.md). Each
+    worker holds a copy of the
     weights and takes a share of the memory batches may use, so large models and small cards keep two.
     `frees`: each GPU's free memory (None where it will not say)."""
     from desktop.engine.gpu_memory import smallest_known
@@ -185,10 +186,10 @@ def auto_workers_per_gpu(model_path: Path, frees: list[int | None]) -> int:
 # time a worker waits on its stream, so every batch allocates its memory anew; its other one, cub's
 # caching allocator, caches blocks of at most 16 MiB and 200 MB in all, while one batch of base holds
 # 0.7 GB blocks (a decoder layer's cross-attention keys for 96 chunks, five beams). With blocks up to
-# 4^15 B (1 GiB) cached, up to 8 GiB a worker, the same queues ran faster on an H200 (benchmarks/README.md,
-# 2026-11-30, session 7). Only where every card is as roomy as the H200s it was measured on: bins that grow
-# fourfold round a block (weights included) up to as much as four times its size, and a worker that runs
-# out of memory frees only its own cache.
+# 4^15 B (1 GiB) cached, up to 8 GiB a worker, the same queues ran faster on an H200
+# (benchmarks/results/2026-11-30-allocator-warmup-cpu-stage.md). Only where every card is as roomy as those
+# H200s: bins that grow fourfold round a block (weights included) up to as much as four times its size, and a
+# worker that runs out of memory frees only its own cache.
 ALLOCATOR_ENV = "CT2_CUDA_ALLOCATOR"
 ALLOCATOR_CONFIG_ENV = "CT2_CUDA_CACHING_ALLOCATOR_CONFIG"  # bin growth, smallest bin, largest bin, bytes a worker
 # The allocator this process chose ("cub_caching" or "default"). CTranslate2 picks its allocator once per

@@ -1,11 +1,12 @@
 """One engine process per extra GPU.
 
 With two GPUs in one process, the engine reached 1.3-1.4x one GPU on a queue of 828 short files, while
-two independent processes, one GPU and half the queue each, reached about 1.75x (benchmarks/README.md):
-one process has one CPU-stage pool, one CTranslate2 job queue and one GIL for both cards. So the
-engine in the app's process drives the first GPU, and each further GPU gets a process of its own
-(a shard) with its own replica of the model, its own CPU-stage processes and its own scheduler. Measured,
-that is 1.45-1.57x one GPU against 1.35-1.42x in one process: the rest of the way to 2x is not these limits.
+two independent processes, one GPU and half the queue each, reached about 1.75x
+(benchmarks/results/2026-11-30-two-gpus-real-queue.md): one process has one CPU-stage pool, one CTranslate2
+job queue and one GIL for both cards. So the engine in the app's process drives the first GPU, and each
+further GPU gets a process of its own (a shard) with its own replica of the model, its own CPU-stage processes
+and its own scheduler. That gives 1.45-1.57x one GPU against 1.35-1.42x in one process
+(benchmarks/results/2026-11-30-engine-process-per-gpu.md): the rest of the way to 2x is not these limits.
 
 Shards pull jobs from the run's queue one at a time, as their read-ahead wants them, so a faster
 shard takes more and the queue keeps its order; their events come back over a pipe and are merged
