@@ -195,6 +195,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 item.error, item.finished = "cancelled", True
             elif isinstance(event, JobFinished):
                 item.finished = True
+                if event.notices:
+                    progress.clear()
+                for notice in event.notices:
+                    print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
                 info = TranscriptInfo(
                     source=str(item.path),
                     language=item.language,
@@ -214,7 +218,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                         break
             if item.error and item.finished:
                 progress.clear()
-                print(f"{item.path}: {item.error}", file=sys.stderr)
+                print(f"{one_line(str(item.path))}: {one_line(item.error)}", file=sys.stderr)
             progress.show(inputs, started_at)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
@@ -232,6 +236,14 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if cancel.is_set():
         return 130
     return 1 if failed else 0
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and other control characters escaped (a newline as \\n), so that a
+    `FILE: reason` line on stderr stays one line whatever the file is called."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _load_model(args: argparse.Namespace, progress: _Progress):
@@ -253,7 +265,7 @@ def _load_model(args: argparse.Namespace, progress: _Progress):
         progress.clear()
         print(f"verbatim: error: {exc}", file=sys.stderr)
         for name in args.files:
-            print(f"{name}: model not available", file=sys.stderr)
+            print(f"{one_line(name)}: model not available", file=sys.stderr)
         return None
     progress.clear()
     if model.device_note and args.device != "cpu":

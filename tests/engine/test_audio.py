@@ -65,10 +65,10 @@ def test_16k_mono_wav_is_read_without_resampling(tmp_path, monkeypatch):
     original = (np.random.default_rng(0).uniform(-0.5, 0.5, 16000)).astype(np.float32)
     soundfile.write(str(path), original, 16000, subtype="FLOAT")
 
-    def no_ffmpeg(_path):
+    def no_ffmpeg(*_args, **_kwargs):
         raise AssertionError("a 16 kHz mono WAV must not go through the resampler")
 
-    monkeypatch.setattr(audio, "_decode_with_av", no_ffmpeg)
+    monkeypatch.setattr(audio, "_av_pieces", no_ffmpeg)
     assert np.array_equal(decode(path), original)
 
 
