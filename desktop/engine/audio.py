@@ -268,6 +268,7 @@ class _Timeline:
         # FLAC's frame headers number samples from 0: a first frame later than that is a lost start.
         self.flac = "flac" in names
         self.counted = bool(names & _COUNTED_TIMESTAMP_FORMATS)
+        self.flac_block = _flac_block_size(stream) if self.flac else None
         self.origin_s: float | None = 0.0 if self.flac else _seconds(container.start_time, 1e-6)
         declared_s = _seconds(container.duration, 1e-6)
         self.end_s: float | None = None if declared_s is None else (self.origin_s or 0.0) + declared_s
@@ -288,8 +289,15 @@ class _Timeline:
 
     def place(self, frame: Any, packet: Any) -> list[Any]:
         """Silent frames (like `frame`) to put before it: its timestamp is later than the audio so far."""
+        first_of_packet = packet is not self._last_packet
+        self._last_packet = packet
         time_base = frame.time_base or self.time_base
         start_s = None if frame.pts is None or time_base is None else float(frame.pts * time_base) + self.lag_s
+        if self.flac:
+            # FFmpeg's FLAC parser can join the frames before a damaged stretch into the packet after it,
+            # and stamp them with that packet's time; the frame header's own number tells the truth.
+            sample = _flac_first_sample(packet, self.flac_block) if first_of_packet else None
+            start_s = None if sample is None else sample / frame.sample_rate
         if self.position_s is None:
             if self.origin_s is None:
                 self.origin_s = start_s or 0.0
@@ -315,8 +323,7 @@ class _Timeline:
             self.position_s += gap_s
         self.position_s += frame.samples / frame.sample_rate
         self._errors_since = 0
-        if packet is not self._last_packet and position is not None and packet.size:
-            self._last_packet = packet
+        if first_of_packet and position is not None and packet.size:
             self._good_end_pos = position + packet.size
             self._good_bytes += packet.size
         self._good_s += frame.samples / frame.sample_rate
@@ -329,15 +336,43 @@ class _Timeline:
             self.stretches.append([start_s, end_s])
 
     def notices(self) -> list[str]:
-        if self._errors_since and self.position_s is not None:  # damage at the very end
-            start = self.position_s - (self.origin_s or 0.0)
-            self._report(start, start)
-            self._errors_since = 0
         shown = [_stretch_text(a, b) for a, b in self.stretches[:_MAX_STRETCHES_REPORTED]]
         more = len(self.stretches) - len(shown)
         if more > 0:
             shown.append(f"{more} more damaged stretch{'es' if more > 1 else ''} could not be read")
+        if self._errors_since and self.position_s is not None:  # no frame decoded after the damage
+            shown.append(f"the audio from {_clock(self.position_s - (self.origin_s or 0.0))} to the end could not "
+                         "be read (damaged)")
         return shown
+
+
+def _flac_block_size(stream: Any) -> int | None:
+    """The stream's largest block size from its STREAMINFO (FFmpeg's extradata), None when unknown."""
+    info = bytes(stream.codec_context.extradata or b"")
+    return int.from_bytes(info[2:4], "big") or None if len(info) >= 34 else None
+
+
+def _flac_first_sample(packet: Any, block_size: int | None) -> int | None:
+    """The number of the first sample in a FLAC frame, from its header (the FLAC format, "FRAME_HEADER"):
+    a sample number, or a frame number times the stream's block size. None when the packet does not
+    start with a frame header."""
+    head = bytes(packet)[:16]
+    if len(head) < 5 or head[0] != 0xFF or head[1] & 0xFE != 0xF8:
+        return None
+    variable = head[1] & 1
+    lead = head[4]
+    # UTF-8-style coding: the count of leading ones is the number of bytes (one when there is none).
+    length = 1 if lead < 0x80 else next((n for n in range(2, 8) if lead >> (7 - n) == (0xFF >> (7 - n)) - 1), 0)
+    if not length or len(head) < 4 + length:
+        return None
+    number = lead & (0x7F >> length if length > 1 else 0x7F)
+    for byte in head[5 : 4 + length]:
+        if byte >> 6 != 2:
+            return None
+        number = number << 6 | byte & 0x3F
+    if variable:
+        return number
+    return None if block_size is None else number * block_size
 
 
 def _stretch_text(start_s: float, end_s: float) -> str:
