@@ -149,7 +149,7 @@ def joined(blocks) -> np.ndarray:
 def test_an_unfinished_recording_is_read_to_its_last_frame(make_speech, tmp_path):
     """A recording cut off by a crash has a FLAC header that was never finished: libsndfile stops with
     "Internal psf_fseek() failed"; the decoder goes on with PyAV and keeps every written frame."""
-    from tests.engine.damaged_media import two_sentences, unfinished_recording
+    from tests.damaged_media import two_sentences, unfinished_recording
 
     speech = two_sentences(make_speech)
     path = unfinished_recording(speech.samples, tmp_path / "cut.flac")
@@ -165,7 +165,7 @@ def test_an_unfinished_recording_is_read_to_its_last_frame(make_speech, tmp_path
 def test_damaged_audio_keeps_what_follows_in_its_time(make_speech, tmp_path, ext):
     """Damage in the first sentence: the second is still decoded, where it is heard in the file (silence
     stands in for the damage rather than pulling everything after it earlier), and the damage is told."""
-    from tests.engine.damaged_media import damaged, speech_spans, two_sentences, write
+    from tests.damaged_media import damaged, speech_spans, two_sentences, write
 
     speech = two_sentences(make_speech)
     path = damaged(write(speech.samples, tmp_path / f"clean{ext}"), 0.8, 2.6)
@@ -180,7 +180,7 @@ def test_damaged_audio_keeps_what_follows_in_its_time(make_speech, tmp_path, ext
 
 def test_audio_that_starts_after_the_video_keeps_its_place(tone, tmp_path):
     """Times follow the container: audio whose first packet is 2.5 s into the video starts at 2.5 s."""
-    from tests.engine.damaged_media import delayed_audio_video, speech_spans
+    from tests.damaged_media import delayed_audio_video, speech_spans
 
     samples = decode(tone)
     path = delayed_audio_video(samples, tmp_path / "late.mp4", 2.5)

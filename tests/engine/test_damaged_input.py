@@ -20,7 +20,7 @@ from desktop.engine.events import (
     TranscribeOptions,
 )
 from desktop.engine.prepare import Chunk
-from tests.engine.damaged_media import (
+from tests.damaged_media import (
     damaged,
     delayed_audio_video,
     speech_spans,
