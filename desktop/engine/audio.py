@@ -180,8 +180,13 @@ def _av_pieces(
             raise AudioError("has no audio track")
         stream = _chosen_audio_stream(container.streams.audio, notices)
         timeline = _Timeline(container, stream)
-        resampler: Any = None
-        shape: tuple[str, str, int] | None = None
+
+        def new_resampler() -> Any:
+            # Whole-second output frames: the same samples as the decoder's own frame sizes, in a
+            # thirtieth of the Python calls (a quarter less CPU to decode a queue of MP3s).
+            return av.AudioResampler(format=sample_format, layout="mono", rate=sample_rate, frame_size=sample_rate)
+
+        resampler = new_resampler()
         failure: av.error.FFmpegError | None = None
         try:
             for packet in container.demux(stream):
@@ -195,23 +200,18 @@ def _av_pieces(
                     timeline.damaged()
                     continue
                 for frame in frames:
-                    frame_shape = (frame.format.name, frame.layout.name, frame.sample_rate)
-                    if frame_shape != shape:
-                        # The first frame, or a stream that changes its rate or channels (a broadcast
-                        # between programmes, or damage that parses as a frame): the resampler is made
-                        # for one shape, so the old one hands over what it holds and a new one follows.
-                        if resampler is not None:
-                            for out in resampler.resample(None):
-                                produced += 1
-                                yield out.to_ndarray().reshape(-1)
-                        # Whole-second output frames: the same samples as the decoder's own frame sizes,
-                        # in a thirtieth of the Python calls (a quarter less CPU to decode a queue of MP3s).
-                        resampler = av.AudioResampler(
-                            format=sample_format, layout="mono", rate=sample_rate, frame_size=sample_rate
-                        )
-                        shape = frame_shape
-                    for piece in (*timeline.place(frame, packet), frame):
-                        for out in resampler.resample(piece):
+                    silence = timeline.place(frame, packet)
+                    for piece in (*silence, frame) if silence else (frame,):
+                        try:
+                            outs = resampler.resample(piece)
+                        except ValueError:
+                            # The stream changed its rate or channels (a broadcast between programmes, or
+                            # damage that parses as a frame): a resampler serves one shape, so the old one
+                            # hands over what it holds and a new one goes on.
+                            outs = resampler.resample(None)
+                            resampler = new_resampler()
+                            outs += resampler.resample(piece)
+                        for out in outs:
                             produced += 1
                             yield out.to_ndarray().reshape(-1)
         except av.error.FFmpegError as exc:
@@ -219,7 +219,7 @@ def _av_pieces(
         # The end of the input, or an error that ends reading it: either way the resampler still holds up to
         # a second of what was decoded before, and that is kept.
         try:
-            for out in resampler.resample(None) if resampler is not None else ():
+            for out in resampler.resample(None):
                 produced += 1
                 yield out.to_ndarray().reshape(-1)
         except av.error.FFmpegError as exc:
@@ -246,6 +246,7 @@ def _chosen_audio_stream(streams: Any, notices: list[str] | None) -> Any:
     return chosen
 
 
+_NO_FRAMES: list[Any] = []
 # Gaps in a stream's timestamps shorter than this are codec rounding, not missing audio.
 GAP_TOLERANCE_S = 0.05
 # Without a declared duration, a longer jump is a damaged timestamp, not missing audio: no silence for it.
@@ -281,6 +282,8 @@ class _Timeline:
         self._good_bytes = 0
         self._good_s = 0.0
         self._last_packet: Any = None
+        self._time_base: Any = None
+        self._seconds_per_tick = 0.0
         self.stretches: list[list[float]] = []  # damaged [start_s, end_s] from time 0
 
     def damaged(self) -> None:
@@ -291,25 +294,24 @@ class _Timeline:
         """Silent frames (like `frame`) to put before it: its timestamp is later than the audio so far."""
         first_of_packet = packet is not self._last_packet
         self._last_packet = packet
-        time_base = frame.time_base or self.time_base
-        start_s = None if frame.pts is None or time_base is None else float(frame.pts * time_base) + self.lag_s
-        if self.flac:
-            # FFmpeg's FLAC parser can join the frames before a damaged stretch into the packet after it,
-            # and stamp them with that packet's time; the frame header's own number tells the truth.
-            sample = _flac_first_sample(packet, self.flac_block) if first_of_packet else None
-            start_s = None if sample is None else sample / frame.sample_rate
+        length_s = frame.samples / frame.sample_rate
+        start_s = self._start_s(frame)
         if self.position_s is None:
             if self.origin_s is None:
                 self.origin_s = start_s or 0.0
             self.position_s = self.origin_s
         gap_s = 0.0 if start_s is None else start_s - self.position_s
-        position = packet.pos if packet.pos is not None and packet.pos >= 0 else None
-        if self._errors_since and self.counted and position is not None and self._good_end_pos is not None:
-            if self._good_s > 0 and self._good_bytes > 0:
-                skipped_s = (position - self._good_end_pos) * self._good_s / self._good_bytes
-                if skipped_s > gap_s:
-                    self.lag_s += skipped_s - max(gap_s, 0.0)
-                    gap_s = skipped_s
+        if self.flac and first_of_packet and (gap_s > GAP_TOLERANCE_S or gap_s < -GAP_TOLERANCE_S):
+            # FFmpeg's FLAC parser can join the frames before a damaged stretch into the packet after it,
+            # and stamp them with that packet's time; the frame header's own number tells the truth.
+            sample = _flac_first_sample(packet, self.flac_block)
+            gap_s = 0.0 if sample is None else sample / frame.sample_rate - self.position_s
+        if self.counted:
+            gap_s = self._count_bytes(packet, first_of_packet, length_s, gap_s)
+        # The common case (the next frame, where the last one ended) costs the lines above and no more.
+        if not self._errors_since and -GAP_TOLERANCE_S <= gap_s <= GAP_TOLERANCE_S:
+            self.position_s += length_s
+            return _NO_FRAMES
         limit_s = self.end_s + 1.0 if self.end_s is not None else self.position_s + MAX_GAP_S
         if gap_s > GAP_TOLERANCE_S and self.position_s + gap_s > limit_s:
             log.info("a timestamp jumps %.1f s past the file's end: no silence for it", gap_s)
@@ -317,17 +319,39 @@ class _Timeline:
         if self._errors_since or (self.flac and gap_s > GAP_TOLERANCE_S):
             start = self.position_s - (self.origin_s or 0.0)
             self._report(start, start + max(gap_s, 0.0))
-        silence = []
+        self._errors_since = 0
+        silence = _NO_FRAMES
         if gap_s > GAP_TOLERANCE_S:
             silence = _silent_frames(frame, gap_s)
             self.position_s += gap_s
-        self.position_s += frame.samples / frame.sample_rate
-        self._errors_since = 0
+        self.position_s += length_s
+        return silence
+
+    def _start_s(self, frame: Any) -> float | None:
+        """The frame's timestamp in seconds (as a float: Fraction arithmetic per frame costs more than the rest)."""
+        if frame.pts is None:
+            return None
+        time_base = frame.time_base or self.time_base
+        if time_base is None:
+            return None
+        if time_base != self._time_base:
+            self._time_base, self._seconds_per_tick = time_base, float(time_base)
+        return frame.pts * self._seconds_per_tick + self.lag_s
+
+    def _count_bytes(self, packet: Any, first_of_packet: bool, length_s: float, gap_s: float) -> float:
+        """For counted timestamps: the gap the bytes skipped since the last good packet measure, when there
+        was damage (timestamps from then on are that much behind); the byte rate of good packets otherwise."""
+        position = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+        if self._errors_since and position is not None and self._good_end_pos is not None and self._good_bytes:
+            skipped_s = (position - self._good_end_pos) * self._good_s / self._good_bytes
+            if skipped_s > gap_s:
+                self.lag_s += skipped_s - max(gap_s, 0.0)
+                gap_s = skipped_s
         if first_of_packet and position is not None and packet.size:
             self._good_end_pos = position + packet.size
             self._good_bytes += packet.size
-        self._good_s += frame.samples / frame.sample_rate
-        return silence
+        self._good_s += length_s
+        return gap_s
 
     def _report(self, start_s: float, end_s: float) -> None:
         if self.stretches and start_s - self.stretches[-1][1] < _MERGE_STRETCHES_S:

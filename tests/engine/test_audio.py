@@ -211,3 +211,17 @@ def test_a_second_audio_track_is_told_and_the_default_one_transcribed(tone, tmp_
     notices = []
     assert np.abs(decode(second_default, notices)).max() > 0.4  # the tone
     assert notices == ["the file has 2 audio tracks; track 2 (the default) was transcribed"]
+
+
+def test_a_stream_that_changes_its_rate_is_decoded_whole(make_speech, tmp_path):
+    """Two MP3s joined byte for byte (44.1 kHz, then 22.05 kHz), as a stream cut together or a broadcast
+    between programmes is: the resampler that served the first rate gives way to one for the second."""
+    from tests.damaged_media import ffmpeg
+
+    first, second = make_speech("The first part is here."), make_speech("And then the second part.")
+    ffmpeg("-i", first, "-ar", "44100", "-write_xing", "0", tmp_path / "a.mp3")
+    ffmpeg("-i", second, "-ar", "22050", "-write_xing", "0", tmp_path / "b.mp3")
+    joined_mp3 = tmp_path / "joined.mp3"
+    joined_mp3.write_bytes((tmp_path / "a.mp3").read_bytes() + (tmp_path / "b.mp3").read_bytes())
+    expected_s = soundfile.info(str(first)).duration + soundfile.info(str(second)).duration
+    assert len(decode(joined_mp3)) / 16000 == pytest.approx(expected_s, abs=0.15)
