@@ -7,7 +7,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -246,7 +246,7 @@ def _chosen_audio_stream(streams: Any, notices: list[str] | None) -> Any:
     return chosen
 
 
-_NO_FRAMES: list[Any] = []
+_NO_FRAMES: tuple[Any, ...] = ()
 # Gaps in a stream's timestamps shorter than this are codec rounding, not missing audio.
 GAP_TOLERANCE_S = 0.05
 # Without a declared duration, a longer jump is a damaged timestamp, not missing audio: no silence for it.
@@ -290,7 +290,7 @@ class _Timeline:
         self.errors += 1
         self._errors_since += 1
 
-    def place(self, frame: Any, packet: Any) -> list[Any]:
+    def place(self, frame: Any, packet: Any) -> Sequence[Any]:
         """Silent frames (like `frame`) to put before it: its timestamp is later than the audio so far."""
         first_of_packet = packet is not self._last_packet
         self._last_packet = packet
@@ -320,7 +320,7 @@ class _Timeline:
             start = self.position_s - (self.origin_s or 0.0)
             self._report(start, start + max(gap_s, 0.0))
         self._errors_since = 0
-        silence = _NO_FRAMES
+        silence: Sequence[Any] = _NO_FRAMES
         if gap_s > GAP_TOLERANCE_S:
             silence = _silent_frames(frame, gap_s)
             self.position_s += gap_s
