@@ -201,6 +201,10 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
                 item.error, item.finished = "cancelled", True
             elif isinstance(event, JobFinished):
                 item.finished = True
+                if event.notices:
+                    progress.clear()
+                for notice in event.notices:
+                    print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
                 info = TranscriptInfo(
                     source=str(item.path),
                     language=item.language,
@@ -222,7 +226,7 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
                         break
             if item.error and item.finished:
                 progress.clear()
-                print(f"{item.path}: {item.error}", file=sys.stderr)
+                print(f"{one_line(str(item.path))}: {one_line(item.error)}", file=sys.stderr)
             progress.show(inputs, started_at)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
@@ -240,6 +244,14 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
     if cancel.is_set():
         return 130
     return 1 if failed else 0
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and other control characters escaped (a newline as \\n), so that a
+    `FILE: reason` line on stderr stays one line whatever the file is called."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _load_model(args: argparse.Namespace, progress: _Progress):
@@ -261,7 +273,7 @@ def _load_model(args: argparse.Namespace, progress: _Progress):
         progress.clear()
         print(f"verbatim: error: {exc}", file=sys.stderr)
         for name in args.files:
-            print(f"{name}: model not available", file=sys.stderr)
+            print(f"{one_line(name)}: model not available", file=sys.stderr)
         return None
     progress.clear()
     if model.device_note and args.device != "cpu":

@@ -51,6 +51,7 @@ from desktop.engine.gpu_memory import (
     smallest_known,
 )
 from desktop.engine.loading import LoadedModel
+from desktop.engine.notices import job_notices
 from desktop.engine.prepare import (
     FRAMES_PER_CHUNK,
     Chunk,
@@ -164,6 +165,7 @@ class _Prepared:
     chunks: list[Chunk]
     timeline: Any  # faster_whisper.vad.SpeechTimestampsMap, speech-only -> original time
     start_at_s: float
+    notices: tuple[str, ...] = ()
 
 
 @dataclass
@@ -176,6 +178,7 @@ class _JobState:
     next_chunk: int = 0
     decoded_chunks: int = 0
     last_end_s: float = 0.0
+    segment_count: int = 0
     started: bool = False
     finished: bool = False
 
@@ -601,7 +604,7 @@ class Engine:
                     )
                 )
                 events.append(JobProgress(job_id, prepared.duration_s, prepared.duration_s))
-                events.append(JobFinished(job_id))
+                events.append(JobFinished(job_id, job_notices(state.job, prepared.notices, 0)))
                 continue
             while state.next_chunk < len(prepared.chunks) and len(batch) < max_chunks and seconds < max_seconds:
                 chunk = prepared.chunks[state.next_chunk]
@@ -686,6 +689,7 @@ class Engine:
             chunks=prepared.chunks,
             timeline=SpeechTimestampsMap(prepared.speech, SAMPLE_RATE),
             start_at_s=prepared.start_at_s,
+            notices=tuple(prepared.notices),
         )
 
     def _cpu_pool(self) -> ThreadPoolExecutor:
@@ -760,6 +764,7 @@ class Engine:
             job_id = state.job.job_id
             segments = by_job.get(job_id, [])
             if segments:
+                state.segment_count += len(segments)
                 yield SegmentsDecoded(job_id, tuple(segments))
             chunks_here = sum(1 for item in batch if item.state is state)
             state.decoded_chunks += chunks_here
@@ -771,7 +776,7 @@ class Engine:
             yield JobProgress(job_id, done_s, prepared.duration_s)
             if finished:
                 state.finished = True
-                yield JobFinished(job_id)
+                yield JobFinished(job_id, job_notices(state.job, prepared.notices, state.segment_count))
 
     def _generate_with_backoff(
         self, batch: list[_Item], options: TranscribeOptions, frames: int = FRAMES_PER_CHUNK
@@ -1078,9 +1083,11 @@ class Engine:
         timeline = prepared.timeline
         base = item.chunk.offset_s
         shift = prepared.start_at_s
+        end_of_file_s = prepared.duration_s
 
         def original(local_s: float, index: int | None = None, is_end: bool = False) -> float:
-            return round(shift + float(timeline.get_original_time(base + local_s, index, is_end)), 3)
+            # No cue ends after the file does (a hallucinated word can be timed past it).
+            return round(min(shift + float(timeline.get_original_time(base + local_s, index, is_end)), end_of_file_s), 3)
 
         words: list[Word] = []
         for w in result.words:
@@ -1101,7 +1108,11 @@ class Engine:
             if not text:
                 continue
             start_s = max(group[0].start_s, item.state.last_end_s)
-            end_s = max(group[-1].end_s, round(start_s + 0.02, 3))
+            end_s = min(max(group[-1].end_s, round(start_s + 0.02, 3)), end_of_file_s)
+            if end_s - start_s < 0.02:  # at the very end of the file: the cue ends there, and starts before it
+                start_s = max(round(end_s - 0.02, 3), item.state.last_end_s)
+                if start_s >= end_s:
+                    continue
             kept = tuple(w for w in group if w.end_s > start_s) if words else ()
             out.append(Segment(start_s, end_s, text, kept if options.word_timestamps else (), **stats))
             item.state.last_end_s = end_s

@@ -78,6 +78,9 @@ class JobProgress:
 @dataclass(frozen=True)
 class JobFinished:
     job_id: int
+    # What the user should know about a job that succeeded: a damaged stretch that could not be read, a
+    # second audio track that was not transcribed, no speech found. One short sentence each.
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ class PreparedAudio:
     speech: list[dict[str, int]]  # speech spans, in samples after start_at_s
     chunks: list[Chunk]
     seconds: dict[str, float] = field(default_factory=dict)  # time per phase (decode, vad, features)
+    # What the user should know about the input (a damaged stretch, a second audio track).
+    notices: list[str] = field(default_factory=list)
 
 
 def prepare_audio(
@@ -75,12 +77,15 @@ def prepare_audio(
     skip = int(max(start_at_s, 0.0) * SAMPLE_RATE)
     limit = None if end_at_s is None else max(skip, int(round(end_at_s * SAMPLE_RATE)))
     consumed = [0]  # samples read before the windows (the resume point), then in them
+    notices: list[str] = []
     if audio is not None:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)[:limit]
         consumed[0] = min(skip, len(samples))
         windows: Iterable[np.ndarray] = [samples[consumed[0] :]]
     else:
-        windows = _stream_windows(source, skip, STREAM_WINDOW_S * SAMPLE_RATE, seconds, consumed, limit)  # type: ignore[arg-type]
+        windows = _stream_windows(
+            source, skip, STREAM_WINDOW_S * SAMPLE_RATE, seconds, consumed, limit, notices  # type: ignore[arg-type]
+        )
 
     speech: list[dict[str, int]] = []
     chunks: list[Chunk] = []
@@ -101,7 +106,7 @@ def prepare_audio(
     for chunk in chunks:
         chunk.end_s = min(chunk.end_s, duration_s)
     # The resume point exactly as asked (not rounded to a sample): the library keeps what ends before it.
-    return PreparedAudio(duration_s, min(max(start_at_s, 0.0), duration_s), speech, chunks, seconds)
+    return PreparedAudio(duration_s, min(max(start_at_s, 0.0), duration_s), speech, chunks, seconds, notices)
 
 
 def _prepare_window(
@@ -147,13 +152,19 @@ def _prepare_window(
 
 
 def _stream_windows(
-    source: Path, skip: int, window: int, seconds: dict[str, float], consumed: list[int], limit: int | None = None
+    source: Path,
+    skip: int,
+    window: int,
+    seconds: dict[str, float],
+    consumed: list[int],
+    limit: int | None = None,
+    notices: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """The file after its first `skip` samples (and before sample `limit`, when given), in windows of
     about `window` samples, each cut at the quietest 100 ms within 2 s of its mark. consumed[0] counts
-    the samples skipped. Decoding stops at the limit."""
+    the samples skipped. Decoding stops at the limit. The decoder's notices go to `notices`."""
     search = 2 * SAMPLE_RATE
-    blocks = decode_blocks(source, block_samples=min(window, 60 * SAMPLE_RATE))
+    blocks = decode_blocks(source, block_samples=min(window, 60 * SAMPLE_RATE), notices=notices)
     buffer = np.empty(0, dtype=np.float32)
     read = 0  # samples decoded so far
     while limit is None or read < limit:

@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         # Set while the library refuses writes (a full disk): the worker is held until the user resumes.
         self._write_failure: StoreError | None = None
         self._unsaved_edits: set[int] = set()
+        self._notices: dict[int, tuple[str, ...]] = {}  # JobFinished.notices, by job id, for this session
         self._model_name = settings.model
         self._closing = False
         self._follow_newest = True
@@ -312,6 +313,11 @@ class MainWindow(QMainWindow):
         self.job_error.setProperty("role", "error")
         self.job_error.setWordWrap(True)
         self.job_error.hide()
+        # What the engine noticed about a finished job (a damaged stretch, no speech found).
+        self.job_notes = QLabel("")
+        self.job_notes.setProperty("role", "hint")
+        self.job_notes.setWordWrap(True)
+        self.job_notes.hide()
         self.export_button = QPushButton(icon("export"), "Export…")
         self.export_button.clicked.connect(self.export_selected)
         self.edit_error = QLabel()
@@ -361,6 +367,7 @@ class MainWindow(QMainWindow):
         titles.addWidget(self.job_title)
         titles.addWidget(self.job_details)
         titles.addWidget(self.job_error)
+        titles.addWidget(self.job_notes)
         title_row.addLayout(titles, 1)
         title_row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         editor_layout.addLayout(title_row)
@@ -410,6 +417,7 @@ class MainWindow(QMainWindow):
         self.worker.job_started.connect(self._on_job_started)
         self.worker.segments_decoded.connect(self._on_segments_decoded)
         self.worker.job_progressed.connect(self._on_job_progressed)
+        self.worker.job_noticed.connect(self._on_job_noticed)
         self.worker.job_finished.connect(self._on_job_finished)
         self.worker.job_failed.connect(self._on_job_failed)
         self.worker.job_cancelled.connect(self._on_job_cancelled)
@@ -641,6 +649,7 @@ class MainWindow(QMainWindow):
             self.job_title.setText("No job selected")
             self.job_details.setText("Select a job in the queue to see and edit its transcript.")
             self.job_error.hide()
+            self.job_notes.hide()
             self.transcript_model.times_editable = True
             return
         job = entry.job
@@ -660,6 +669,9 @@ class MainWindow(QMainWindow):
         failed = job.state == JobState.FAILED and bool(job.error)
         self.job_error.setText(f"Could not transcribe: {job.error}" if failed else "")
         self.job_error.setVisible(failed)
+        notices = self._notices.get(job.id, ())
+        self.job_notes.setText("Note: " + "; ".join(notices) if notices else "")
+        self.job_notes.setVisible(bool(notices))
         self.transcript_model.times_editable = job.state != JobState.RUNNING
 
     # -- following the newest segment --------------------------------------------------------------
@@ -839,6 +851,7 @@ class MainWindow(QMainWindow):
         if not self._known(job_id) or self._write_failure is not None:
             return
         self._drafts.pop(job_id, None)  # a recording's full pass replaces its live draft
+        self._notices.pop(job_id, None)
         if not self._store_write(job_id, lambda: self.jobs.started(
                 job_id, event.duration_s, event.language, event.language_probability, self._model_name,
                 event.start_at_s)):
@@ -873,6 +886,10 @@ class MainWindow(QMainWindow):
         if job_id == self.current_job_id():
             self._update_job_header()
         self._update_actions()
+
+    def _on_job_noticed(self, job_id: int, notices: tuple[str, ...]) -> None:
+        if self._known(job_id):
+            self._notices[job_id] = tuple(notices)  # shown by _end_job's header update, which follows
 
     def _on_job_finished(self, job_id: int) -> None:
         self._end_job(job_id, JobState.DONE)

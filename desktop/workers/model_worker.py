@@ -196,6 +196,7 @@ class ModelWorker(QObject):
     segments_decoded = Signal(int, object)  # job id, tuple[Segment, ...]
     job_progressed = Signal(int, float, float)  # job id, done_s, total_s
     job_finished = Signal(int)
+    job_noticed = Signal(int, object)  # job id, tuple[str, ...]: JobFinished.notices, before job_finished
     job_failed = Signal(int, str)  # job id, reason
     job_cancelled = Signal(int)
     range_transcribed = Signal(object)  # RangeOutcome without error
@@ -404,6 +405,8 @@ class ModelWorker(QObject):
             if item.progress is not None:
                 emit(self.job_progressed, item.job_id, item.progress.done_s, item.progress.total_s)
             if isinstance(item.end, JobFinished):
+                if item.end.notices:
+                    emit(self.job_noticed, item.job_id, item.end.notices)
                 emit(self.job_finished, item.job_id)
             elif isinstance(item.end, JobFailed):
                 emit(self.job_failed, item.job_id, item.end.reason)

@@ -111,7 +111,8 @@ def test_every_kind_of_bad_input_fails_alone(tmp_path, make_speech, use_session_
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     failures = dict(line.split(": ", 1) for line in result.stderr.splitlines() if ": " in line
-                    and line.split(": ", 1)[0] in inputs)
+                    and line.split(": ", 1)[0] in inputs and ": note: " not in line)
+    assert "silence.wav: note: no speech found" in result.stderr.splitlines()
     assert sorted(failures) == sorted(["zero.wav", "truncated.flac", "text.mp3", "noaudio.mp4", "missing.wav"])
     assert "empty" in failures["zero.wav"]
     assert "no audio" in failures["noaudio.mp4"]
@@ -123,6 +124,48 @@ def test_every_kind_of_bad_input_fails_alone(tmp_path, make_speech, use_session_
     assert "hello" in (out / "good.txt").read_text(encoding="utf-8").lower()
     assert "hello" in (out / "spaced name ü 空.txt").read_text(encoding="utf-8").lower()
     assert (out / "silence.txt").read_text(encoding="utf-8").strip() == ""
+
+
+def test_notices_are_notes_on_stderr_and_the_exit_code_stays_0(tmp_path, make_speech, use_session_model):
+    """A damaged stretch, a second audio track and no speech are told as `FILE: note: ...` lines; the
+    files are transcribed, so the exit code is 0."""
+    from tests.damaged_media import damaged, ffmpeg, two_sentences, write
+
+    speech = two_sentences(make_speech)
+    (tmp_path / "src").mkdir()
+    damaged(write(speech.samples, tmp_path / "src" / "clean.mp3"), 0.8, 2.6).rename(tmp_path / "damaged.mp3")
+    noise = write(np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32), tmp_path / "noise.wav")
+    ffmpeg("-i", tmp_path / "src" / "clean.source.wav", "-i", noise, "-map", "0:a", "-map", "1:a", "-c:a", "flac",
+           tmp_path / "two.mkv")
+
+    result = verbatim("transcribe", "damaged.mp3", "two.mkv", "noise.wav", "-q", "--device", "cpu", "-f", "txt",
+                      "-o", "out",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "noise.wav: note: no speech found" in lines
+    assert "two.mkv: note: the file has 2 audio tracks; the first was transcribed" in lines
+    damage = [line for line in lines if line.startswith("damaged.mp3: note: ")]
+    assert len(damage) == 1 and "could not be read" in damage[0], lines
+    assert len(lines) == 3, lines
+    out = tmp_path / "out"
+    assert "fence" in (out / "damaged.txt").read_text(encoding="utf-8").lower()
+    assert "fence" in (out / "two.txt").read_text(encoding="utf-8").lower()
+
+
+def test_each_failure_is_one_line_whatever_the_file_is_called(tmp_path, use_session_model):
+    """A newline in a file name is escaped, so `FILE: reason` stays one line; a pipe is not a regular
+    file (not "empty", and never read: it would wait for a writer)."""
+    (tmp_path / "bad\nname.mp3").write_bytes(np.random.default_rng(0).bytes(3000))
+    os.mkfifo(tmp_path / "pipe.wav")
+    result = verbatim("transcribe", "bad\nname.mp3", "pipe.wav", "-q", "--device", "cpu", "-o", "out",
+                      cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "bad\\nname.mp3: not an audio or video file ffmpeg can read (unknown or damaged format)",
+        "pipe.wav: not a regular file (a pipe, socket or device)",
+    ]
 
 
 @pytest.mark.parametrize("mount", ["readonly_mount", "tmpfs"])

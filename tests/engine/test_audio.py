@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -65,10 +66,10 @@ def test_16k_mono_wav_is_read_without_resampling(tmp_path, monkeypatch):
     original = (np.random.default_rng(0).uniform(-0.5, 0.5, 16000)).astype(np.float32)
     soundfile.write(str(path), original, 16000, subtype="FLOAT")
 
-    def no_ffmpeg(_path):
+    def no_ffmpeg(*_args, **_kwargs):
         raise AssertionError("a 16 kHz mono WAV must not go through the resampler")
 
-    monkeypatch.setattr(audio, "_decode_with_av", no_ffmpeg)
+    monkeypatch.setattr(audio, "_av_pieces", no_ffmpeg)
     assert np.array_equal(decode(path), original)
 
 
@@ -138,3 +139,89 @@ def test_a_read_error_part_way_keeps_everything_decoded_before_it(tone, tmp_path
 def test_supported_extensions():
     assert is_supported(Path("a.MP3")) and is_supported(Path("b.mkv"))
     assert not is_supported(Path("notes.txt")) and not is_supported(Path("image.png"))
+
+
+# -- damaged and unfinished input: what can be decoded, in the file's own time ------------------------------
+def joined(blocks) -> np.ndarray:
+    return np.concatenate(list(blocks))
+
+
+def test_an_unfinished_recording_is_read_to_its_last_frame(make_speech, tmp_path):
+    """A recording cut off by a crash has a FLAC header that was never finished: libsndfile stops with
+    "Internal psf_fseek() failed"; the decoder goes on with PyAV and keeps every written frame."""
+    from tests.damaged_media import two_sentences, unfinished_recording
+
+    speech = two_sentences(make_speech)
+    path = unfinished_recording(speech.samples, tmp_path / "cut.flac")
+    notices: list[str] = []
+    samples = joined(audio.decode_blocks(path, notices=notices))
+    # libFLAC holds back at most one 4096-sample frame that was never written.
+    assert len(speech.samples) - 4096 <= len(samples) <= len(speech.samples)
+    np.testing.assert_allclose(samples[:16000], speech.samples[:16000], atol=1e-4)
+    assert notices == []
+
+
+@pytest.mark.parametrize("ext", [".flac", ".mp3"])
+def test_damaged_audio_keeps_what_follows_in_its_time(make_speech, tmp_path, ext):
+    """Damage in the first sentence: the second is still decoded, where it is heard in the file (silence
+    stands in for the damage rather than pulling everything after it earlier), and the damage is told."""
+    from tests.damaged_media import damaged, speech_spans, two_sentences, write
+
+    speech = two_sentences(make_speech)
+    path = damaged(write(speech.samples, tmp_path / f"clean{ext}"), 0.8, 2.6)
+    notices: list[str] = []
+    samples = joined(audio.decode_blocks(path, notices=notices))
+    start_s, end_s = speech_spans(samples)[-1]
+    assert start_s == pytest.approx(speech.second_start_s, abs=0.3)
+    assert end_s == pytest.approx(speech.second_end_s, abs=0.3)
+    assert len(notices) == 1 and "could not be read" in notices[0], notices
+    assert decode(path).shape == samples.shape  # decode() is decode_blocks() joined
+
+
+def test_audio_that_starts_after_the_video_keeps_its_place(tone, tmp_path):
+    """Times follow the container: audio whose first packet is 2.5 s into the video starts at 2.5 s."""
+    from tests.damaged_media import delayed_audio_video, speech_spans
+
+    samples = decode(tone)
+    path = delayed_audio_video(samples, tmp_path / "late.mp4", 2.5)
+    start_s, end_s = speech_spans(decode(path))[0]
+    assert start_s == pytest.approx(2.5, abs=0.1)
+    assert end_s == pytest.approx(2.5 + TONE_S, abs=0.1)
+
+
+def test_a_pipe_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError, match="not a regular file"):
+        decode(fifo)
+
+
+def test_a_second_audio_track_is_told_and_the_default_one_transcribed(tone, tmp_path):
+    silent = tmp_path / "silent.wav"
+    soundfile.write(str(silent), np.zeros(int(16000 * TONE_S), np.float32), 16000)
+    both = tmp_path / "two.mkv"
+    ffmpeg("-i", str(silent), "-i", str(tone), "-map", "0:a", "-map", "1:a", "-c:a", "flac", str(both))
+    notices: list[str] = []
+    assert np.abs(decode(both, notices)).max() < 1e-3  # the first track: silence
+    assert notices == ["the file has 2 audio tracks; the first was transcribed"]
+
+    second_default = tmp_path / "second-default.mkv"
+    ffmpeg("-i", str(silent), "-i", str(tone), "-map", "0:a", "-map", "1:a", "-c:a", "flac",
+           "-disposition:a:0", "0", "-disposition:a:1", "default", str(second_default))
+    notices = []
+    assert np.abs(decode(second_default, notices)).max() > 0.4  # the tone
+    assert notices == ["the file has 2 audio tracks; track 2 (the default) was transcribed"]
+
+
+def test_a_stream_that_changes_its_rate_is_decoded_whole(make_speech, tmp_path):
+    """Two MP3s joined byte for byte (44.1 kHz, then 22.05 kHz), as a stream cut together or a broadcast
+    between programmes is: the resampler that served the first rate gives way to one for the second."""
+    from tests.damaged_media import ffmpeg
+
+    first, second = make_speech("The first part is here."), make_speech("And then the second part.")
+    ffmpeg("-i", first, "-ar", "44100", "-write_xing", "0", tmp_path / "a.mp3")
+    ffmpeg("-i", second, "-ar", "22050", "-write_xing", "0", tmp_path / "b.mp3")
+    joined_mp3 = tmp_path / "joined.mp3"
+    joined_mp3.write_bytes((tmp_path / "a.mp3").read_bytes() + (tmp_path / "b.mp3").read_bytes())
+    expected_s = soundfile.info(str(first)).duration + soundfile.info(str(second)).duration
+    assert len(decode(joined_mp3)) / 16000 == pytest.approx(expected_s, abs=0.15)

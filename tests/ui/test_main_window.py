@@ -364,6 +364,21 @@ def test_a_failed_job_says_why_and_the_queue_goes_on(qtbot, apps, loaded_model, 
     assert not app.window.job_error.isVisibleTo(app.window)
 
 
+def test_a_job_with_no_speech_is_done_and_says_so(qtbot, apps, loaded_model, tmp_path):
+    import numpy as np
+    import soundfile
+
+    noise = tmp_path / "noise.wav"
+    soundfile.write(str(noise), np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32), 16000)
+    app = apps(loaded_model)
+    app.window.add_paths([noise])
+    qtbot.waitUntil(lambda: app.states() == {"noise.wav": JobState.DONE}, timeout=JOB_TIMEOUT_MS)
+    app.window.select_job(next(j.id for j in app.store.jobs()))
+    assert app.window.job_notes.isVisibleTo(app.window)
+    assert app.window.job_notes.text() == "Note: no speech found"
+    assert not app.window.job_error.isVisibleTo(app.window)
+
+
 def test_no_two_actions_share_a_shortcut(qtbot, apps, loaded_model):
     from PySide6.QtGui import QAction
 

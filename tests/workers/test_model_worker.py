@@ -283,6 +283,25 @@ def test_signals_are_coalesced_and_keep_order(qtbot, hosts):
     assert deliveries < 200
 
 
+def test_notices_of_a_finished_job_come_before_its_end(qtbot, hosts):
+    class NoticingEngine(ScriptedEngine):
+        def run(self, jobs, options, cancel):
+            for job in jobs:
+                yield JobStarted(job.job_id, 1.0, "en", 0.9)
+                yield JobFinished(job.job_id, ("no speech found",) if job.job_id == 1 else ())
+
+    engine = NoticingEngine()
+    host = hosts(Settings(), object(), engine_factory=lambda model: engine, flush_interval_ms=10)
+    seen = Recorder(host)
+    host.job_noticed.connect(lambda *args: seen.events.append(("job_noticed", *args)))
+    host.start()
+    for job_id in (1, 2):
+        host.enqueue(job_id, Path(f"/clips/{job_id}.wav"))
+    qtbot.waitUntil(lambda: len(seen.of("job_finished")) == 2, timeout=10_000)
+    assert seen.of("job_noticed") == [("job_noticed", 1, ("no speech found",))]
+    assert seen.kinds(1)[-2:] == ["job_noticed", "job_finished"]
+
+
 def test_cancel_a_waiting_job_and_a_running_one(qtbot, hosts, tmp_path):
     engine = ScriptedEngine()
     host = hosts(Settings(), object(), engine_factory=lambda model: engine)
