@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # for a moment (its worker thread importing the model holds the interpreter), never for this long.
 CONNECT_TIMEOUT_MS = 2_000
 ANSWER_TIMEOUT_MS = 15_000
+_WAIT_SLICE_MS = 20
 _OK = b"ok"
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -77,11 +79,17 @@ def hand_over(name: str, files: Sequence[str], *, connect_timeout_ms: int = CONN
         socket.abort()
         raise HandOverFailed(f"could not send the files: {socket.errorString()}")
     answer = b""
-    while not answer.endswith(b"\n"):
-        if not socket.bytesAvailable() and not socket.waitForReadyRead(answer_timeout_ms):
+    deadline_s = time.monotonic() + answer_timeout_ms / 1000
+    while b"\n" not in answer:
+        # In short waits: PySide holds the interpreter while it waits, and the answering end may be a
+        # thread of this process (the tests).
+        socket.waitForReadyRead(_WAIT_SLICE_MS)
+        answer += bytes(socket.readAll().data())
+        if b"\n" in answer:
+            break
+        if time.monotonic() > deadline_s or socket.state() == QLocalSocket.LocalSocketState.UnconnectedState:
             socket.abort()
             raise HandOverFailed("Verbatim is open but did not answer")
-        answer += bytes(socket.readAll().data())
     socket.disconnectFromServer()
     if answer.strip() != _OK:
         raise HandOverFailed(answer.decode(errors="replace").strip() or "refused")
