@@ -114,25 +114,35 @@ class InstanceServer(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
+        # Not UserAccessOption: with it Qt 6 binds elsewhere and renames the socket over the name, so
+        # listen() takes the name even from an app that is listening on it. The file is made private below.
         self._server = QLocalServer(self)
-        # The socket file is the user's alone: another account must not queue files into this library.
-        self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self._server.newConnection.connect(self._accept)
         self._buffers: dict[QLocalSocket, bytes] = {}
 
     def listen(self) -> bool:
         """Listen, replacing a crashed app's socket file; False when another app took the name first."""
-        if self._server.listen(self.name):
+        if self._listen():
             return True
         if _answers(self.name):
             return False  # an app started at the same moment got there first
         # Nobody answers on the name: a socket file left by an app that crashed.
         log.info("removing the stale socket %s", self.name)
         QLocalServer.removeServer(self.name)
-        if self._server.listen(self.name):
+        if self._listen():
             return True
         log.warning("cannot listen for other launches on %s: %s", self.name, self._server.errorString())
         return False
+
+    def _listen(self) -> bool:
+        if not self._server.listen(self.name):
+            return False
+        path = self._server.fullServerName()
+        if os.name == "posix" and os.path.exists(path):
+            # The user's alone: another account must not queue files into this library. (Made with the
+            # usual umask, others could not connect before this either: connecting needs write permission.)
+            os.chmod(path, 0o600)
+        return True
 
     def full_name(self) -> str:
         return self._server.fullServerName()

@@ -77,7 +77,7 @@ def test_nobody_listening_is_not_a_hand_over(tmp_path):
     assert hand_over(server_name(tmp_path), ["a.wav"]) is False
 
 
-def test_a_crashed_apps_socket_file_is_replaced(qtbot, tmp_path, servers):
+def test_a_crashed_apps_socket_file_is_replaced(qtbot, tmp_path, servers, caplog):
     name = server_name(tmp_path)
     path = Path(QDir.tempPath()) / name
     # What a crashed app leaves behind: the socket file, with nobody listening on it.
@@ -86,17 +86,35 @@ def test_a_crashed_apps_socket_file_is_replaced(qtbot, tmp_path, servers):
     stale.close()
     assert path.exists()
 
-    open_app = claim(tmp_path, [])
+    with caplog.at_level("INFO", logger="desktop.workers.single_instance"):
+        open_app = claim(tmp_path, [])
     assert open_app is not None
     servers.append(open_app)
     assert open_app.full_name() == str(path)
+    assert "removing the stale socket" in caplog.text
     received: list[HandOver] = []
     open_app.files_received.connect(received.append)
     newcomer = Newcomer(lambda: hand_over(name, ["/x/y.wav"]))
     qtbot.waitUntil(newcomer.done.is_set, timeout=10_000)
     assert newcomer.result is True and received == [HandOver(("/x/y.wav",))]
     # Only its owner may connect (another account must not queue files into this library).
-    assert oct(os.stat(path).st_mode & 0o777) == oct(0o700)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+
+
+def test_a_listening_app_keeps_its_name(qtbot, tmp_path, servers):
+    """Two apps starting at the same moment: the one that listens second does not take the name from the
+    first (it hands its files over instead)."""
+    first = InstanceServer(server_name(tmp_path))
+    servers.append(first)
+    assert first.listen()
+    second = InstanceServer(server_name(tmp_path))
+    servers.append(second)
+    assert not second.listen()
+    received: list[HandOver] = []
+    first.files_received.connect(received.append)
+    newcomer = Newcomer(lambda: hand_over(first.name, ["/a.wav"]))
+    qtbot.waitUntil(newcomer.done.is_set, timeout=10_000)
+    assert newcomer.result is True and received == [HandOver(("/a.wav",))]
 
 
 def test_two_libraries_are_two_apps(tmp_path, servers):
