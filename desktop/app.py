@@ -1,7 +1,14 @@
 """Wiring for the window: QApplication, library, settings, the model worker and the main window.
 
-`main(files)` returns when the window closes or the process gets SIGTERM/SIGINT; either way the worker
-stops cooperatively (it ends between two batches) before the process exits.
+One app per library: a second `verbatim [FILE ...]` on the same VERBATIM_HOME hands its files to the window
+already open and exits (desktop/workers/single_instance.py), before it loads anything heavy.
+
+`main(files)` ends the process when the window closes or the process gets SIGTERM/SIGINT, within a couple of
+seconds whatever the model is doing: the worker is told to stop, given SHUTDOWN_TIMEOUT_S to end between two
+batches, the library is closed (everything the window was given is in it), the CPU stage's processes are
+stopped, and the process leaves with os._exit. A normal interpreter exit would first join the engine's
+executor threads, i.e. wait for the batch being decoded and the file being prepared: on the CPU that took
+minutes. What the decoder was in the middle of is decoded again at the next start, from the committed point.
 """
 
 from __future__ import annotations
@@ -13,23 +20,44 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    from desktop.core.store import Store
+    from desktop.ui.main_window import MainWindow
     from desktop.workers.model_worker import ModelWorker
+    from desktop.workers.single_instance import HandOver
 
 log = logging.getLogger(__name__)
 
-# How long closing waits for the worker to finish its current batch.
-SHUTDOWN_TIMEOUT_S = 8.0
+# How long closing waits for the worker to finish its current batch before leaving without it.
+SHUTDOWN_TIMEOUT_S = 1.5
+# How long the CPU stage's processes get to end once told to.
+PROCESS_STOP_TIMEOUT_S = 0.5
 
 
 def main(files: list[str]) -> int:
     from desktop.core.privacy import disable_telemetry
 
     disable_telemetry()  # before Qt and the model worker start threads or import the engine's libraries
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.core.paths import home
+    from desktop.workers.single_instance import HandOverFailed, claim
+
+    _configure_logging()
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "verbatim"])
+    # Before the store, the settings and the model: a second launch only passes its files on, quickly.
+    try:
+        instance = claim(home(), files)
+    except HandOverFailed as exc:
+        print(f"verbatim: {exc}", file=sys.stderr)
+        return 1
+    if instance is None:
+        return 0
+
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QMessageBox
 
     from desktop.core.settings import load_settings
     from desktop.core.store import Store, StoreError
@@ -37,8 +65,6 @@ def main(files: list[str]) -> int:
     from desktop.ui.resources import icon, style_sheet
     from desktop.workers.model_worker import ModelWorker
 
-    _configure_logging()
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "verbatim"])
     app.setApplicationName("Verbatim")
     app.setApplicationDisplayName("Verbatim")
     app.setDesktopFileName("verbatim")
@@ -61,6 +87,7 @@ def main(files: list[str]) -> int:
             "library was started.", "warning")
     if files:
         window.add_paths(files)
+    instance.files_received.connect(lambda handover: _take_hand_over(window, handover))
     # Start the model a moment after the first paint: importing faster_whisper holds the interpreter
     # for a while, and the window should be on screen before that.
     QTimer.singleShot(50, worker.start)
@@ -68,17 +95,36 @@ def main(files: list[str]) -> int:
 
     with _quit_on_signals(window.close):
         exit_code = app.exec()
+    instance.close()
+    _exit(exit_code, worker, store)
 
-    finished = worker.shutdown(timeout_s=SHUTDOWN_TIMEOUT_S)
+
+def _take_hand_over(window: MainWindow, handover: HandOver) -> None:
+    """Another launch's files, queued as if dropped, and the window brought to the front."""
+    from PySide6.QtCore import Qt
+
+    log.info("another launch handed over %d file(s)", len(handover.files))
+    window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+    window.show()
+    window.raise_()
+    window.activateWindow()
+    if handover.files:
+        window.add_paths(handover.files)
+
+
+def _exit(exit_code: int, worker: ModelWorker, store: Store) -> NoReturn:
+    """Leave within about SHUTDOWN_TIMEOUT_S + PROCESS_STOP_TIMEOUT_S, whatever the model is doing."""
+    if not worker.shutdown(timeout_s=SHUTDOWN_TIMEOUT_S):
+        log.info("the model worker is inside a batch; leaving without it (it resumes at the next start)")
     store.close()
-    if not finished:
-        # The decoder is inside one long batch. Everything is saved; a QThread still running at
-        # interpreter exit would abort the process, so leave without waiting for it.
-        log.warning("the model worker did not stop within %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exit_code)
-    return exit_code
+    prepare = sys.modules.get("desktop.engine.prepare")  # not imported: no model was loaded, no processes
+    if prepare is not None:
+        prepare.terminate_worker_processes(PROCESS_STOP_TIMEOUT_S)
+    log.info("exiting")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
 
 
 def _configure_logging() -> None:

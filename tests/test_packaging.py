@@ -80,3 +80,19 @@ def test_icon_files_hold_the_pngs_they_list():
     for size_px in (16, 32, 48, 64, 128, 256, 512):
         png = (REPO / "resources" / "icons" / "png" / f"verbatim-{size_px}.png").read_bytes()
         assert struct.unpack(">II", png[16:24]) == (size_px, size_px)
+
+
+def test_every_qt_module_the_app_imports_is_packaged():
+    """A Qt module the spec excludes (or whose library it drops) makes the frozen app fail where the app
+    imports it: QtNetwork carries the socket that keeps one window per library."""
+    import re
+
+    imported = set()
+    for source in (REPO / "desktop").rglob("*.py"):
+        imported.update(re.findall(r"^\s*(?:from|import) (PySide6\.Qt\w+)", source.read_text(encoding="utf-8"),
+                                   flags=re.MULTILINE))
+    assert "PySide6.QtNetwork" in imported
+    excluded = set(_spec_constant("EXCLUDES"))  # type: ignore[arg-type]
+    dropped = set(_spec_constant("DROP_QT_LIBS"))  # type: ignore[arg-type]
+    assert not imported & excluded
+    assert not {f"libQt6{module.removeprefix('PySide6.Qt')}" for module in imported} & dropped

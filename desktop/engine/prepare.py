@@ -428,3 +428,25 @@ def discard_worker_processes(pool: ProcessPoolExecutor) -> None:
             if value is pool:
                 del _pools[key]
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def terminate_worker_processes(timeout_s: float = 1.0) -> int:
+    """Stop every pool's processes now, within about timeout_s, dropping what they were preparing; returns
+    how many there were. For a program on its way out: close_worker_processes waits for the files being
+    prepared (one long file's CPU stage takes minutes), and a process left running when its parent exits
+    outlives it, waiting on its pool's queue forever."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    processes: list[Any] = []
+    for pool in pools:
+        # The executor keeps its processes in a private mapping: it has no public way to stop a running task.
+        processes.extend(list((getattr(pool, "_processes", None) or {}).values()))
+        discard_worker_processes(pool)
+    for process in processes:
+        process.terminate()
+    deadline_s = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline_s - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+    return len(processes)

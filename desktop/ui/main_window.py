@@ -46,6 +46,7 @@ from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
 from desktop.ui.job_removal import JobRemovals
 from desktop.ui.notice_bar import NoticeBar
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
+from desktop.ui.quit_question import ask_quit, unfinished
 from desktop.ui.recorder_bar import RecorderBar
 from desktop.ui.resources import icon
 from desktop.ui.settings_dialog import SettingsDialog
@@ -189,7 +190,7 @@ class MainWindow(QMainWindow):
                                           "Export the selected transcript")
         self.export_all_action = self._action("Export all &finished…", self.export_all_finished, "export-all",
                                               "Ctrl+Shift+E", "Export every finished transcript to a folder")
-        self.quit_action = self._action("&Quit", self.close, None, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action("&Quit", self.request_quit, None, QKeySequence.StandardKey.Quit)
         self.undo_action = self._action("&Undo", self.undo, "undo", QKeySequence.StandardKey.Undo)
         self.redo_action = self._action("&Redo", self.transcript_model.redo, "redo")
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
@@ -1190,12 +1191,31 @@ class MainWindow(QMainWindow):
         else:
             self.redo_action.setText("&Redo")
 
+    # -- quitting (ask_quit is an attribute so tests can replace it) ---------------------------------
+    def ask_quit(self, unfinished_jobs: int) -> bool:
+        return ask_quit(self, unfinished_jobs)
+
+    def request_quit(self) -> None:
+        """Ctrl+Q, File → Quit: with files unfinished, ask first."""
+        if self._may_quit():
+            self.close()
+
+    def _may_quit(self) -> bool:
+        count = unfinished(self.queue_model.jobs())
+        return count == 0 or self.ask_quit(count)
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
-        # and go back to the queue at the next start, instead of being marked cancelled by the user.
         if self._closing:  # closed before: the worker, the player and the library are already let go
             super().closeEvent(event)
             return
+        # The title bar's close button (a spontaneous event) asks as Quit does; a close from code (Quit once
+        # answered, SIGTERM, tests) does not.
+        if event.spontaneous() and not self._may_quit():
+            event.ignore()
+            return
+        self.worker.flush()  # segments already decoded are saved before worker events are ignored
+        # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
+        # and go back to the queue at the next start, instead of being marked cancelled by the user.
         self._closing = True
         if self.recording is not None:
             # The file is finished; its job stays queued in the library and is transcribed at the next start.

@@ -176,3 +176,42 @@ def test_a_pool_whose_processes_cannot_start_is_not_ready():
         assert ready.exception(timeout=120) is not None
     finally:
         prepare.discard_worker_processes(pool)
+
+
+
+def _mark_then_sleep(marker: str) -> None:
+    """A task that says it has started, then runs far longer than any test (in a pool's process)."""
+    import time
+    from pathlib import Path
+
+    Path(marker).touch()
+    time.sleep(600)
+
+
+def test_terminating_the_pools_stops_running_tasks_within_the_timeout(tmp_path):
+    """An app on its way out cannot wait for a long file's CPU stage (minutes): the processes are stopped
+    in the middle of their task, and the pool is forgotten (the next engine makes a new one)."""
+    import time
+    from concurrent.futures import wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = prepare.worker_processes({"feature_size": 80}, 2, threads=1)
+    try:
+        assert prepare.start_worker_processes(pool, 2).result(timeout=120) == 2
+        processes = list(pool._processes.values())
+        markers = [tmp_path / f"started-{i}" for i in range(2)]
+        busy = [pool.submit(_mark_then_sleep, str(marker)) for marker in markers]
+        deadline = time.monotonic() + 60
+        while not all(marker.exists() for marker in markers):  # both processes inside their task
+            assert time.monotonic() < deadline and not any(f.done() for f in busy), [f.exception() for f in busy]
+            wait(busy, timeout=0.05)
+        begin = time.monotonic()
+        assert prepare.terminate_worker_processes(timeout_s=1.0) == 2
+        assert time.monotonic() - begin < 3
+        assert not any(process.is_alive() for process in processes)
+        assert not wait(busy, timeout=10).not_done
+        assert all(isinstance(f.exception(), BrokenProcessPool) for f in busy)
+        assert prepare.worker_processes({"feature_size": 80}, 2, threads=1) is not pool
+    finally:
+        prepare.discard_worker_processes(pool)
+        prepare.close_worker_processes()
