@@ -175,7 +175,11 @@ def shard_main(conn: Any, spec: ShardSpec, model: ShardModel) -> None:
     try:
         _serve_runs(conn, send, loaded, model, first)
     finally:
-        _close_pools()
+        # Told to stop, or the app is gone: what the CPU-stage processes are still preparing is wanted by no
+        # run, and waiting for a long file's preparation would keep them alive for minutes after the app.
+        from desktop.engine.prepare import terminate_worker_processes
+
+        terminate_worker_processes(1.0)
 
 
 def _new_engine(loaded: Any, model: ShardModel) -> Any:
