@@ -37,11 +37,10 @@ from PySide6.QtWidgets import (
 from desktop.capture.recorder import RecorderState
 from desktop.core.coordinator import JobCoordinator
 from desktop.core.jobs import Job, JobState
-from desktop.core.rerun import choose_rerun
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store, StoreError
-from desktop.core.transcript import MIN_STREAMED_SEGMENT_S, Transcript, fit_after
+from desktop.core.transcript import RerunMerge, Transcript, fit_after
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
 from desktop.ui.job_removal import JobRemovals
 from desktop.ui.notice_bar import NoticeBar
@@ -67,7 +66,6 @@ EXPORT_FILTERS = {
     "docx": "Word document (*.docx)",
     "json": "JSON (*.json)",
 }
-_MIN_SEGMENT_S = MIN_STREAMED_SEGMENT_S
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -960,37 +958,28 @@ class MainWindow(QMainWindow):
         # The job may have been removed or retried (a new transcript) since: then the answer is stale.
         if transcript is None or not self._known(request.job_id) or self._transcripts.get(request.job_id) is not transcript:
             return
-        start_s, end_s = request.start_s, request.end_s
-        segments = transcript.segments
-        inside = [i for i, s in enumerate(segments) if s.start_s >= start_s - 0.001 and s.end_s <= end_s + 0.001]
-        first = inside[0] if inside else sum(1 for s in segments if s.end_s <= start_s)
-        count = inside[-1] - first + 1 if inside else 0
-        previous_end_s = segments[first - 1].end_s if first > 0 else 0.0
-        next_start_s = segments[first + count].start_s if first + count < len(segments) else float("inf")
-        fitted = [s for s in fit_after(previous_end_s, outcome.segments) if s.start_s < next_start_s - _MIN_SEGMENT_S]
-        fitted = [dataclasses.replace(s, end_s=min(s.end_s, next_start_s)) for s in fitted]
-        if not fitted and not count:
+        span = f"{format_time(request.start_s)}–{format_time(request.end_s)}"
+        merged: list[RerunMerge] = []
+        self.transcript_model.perform(lambda: merged.append(transcript.merge_rerun(
+            request.start_s, request.end_s, outcome.segments, f"Re-run {span}")), transcript)
+        if not merged:
+            return  # the edit was refused; edit_failed said why
+        merge = merged[0]
+        if merge.refused:
+            self._show_edit_error(merge.refused)
+            return
+        if not merge.changed:
             self.statusBar().showMessage("The re-run found nothing to change.", 8000)
-            return
-        decision = choose_rerun(segments[first : first + count], fitted)
-        if not decision.accept:
-            self._show_edit_error(decision.message)
-            return
-        span = f"{format_time(start_s)}–{format_time(end_s)}"
-        description = f"Re-run {span}"
-        if not self.transcript_model.perform(
-            lambda: transcript.replace_range(first, count, fitted, description), transcript
-        ):
             return
         self.store.save_transcript(request.job_id, transcript)
         self._update_actions()
         if request.job_id == self.current_job_id():
             self._update_job_header()
-            if fitted:
-                self.editor.select_row(first, 0)
-        if fitted:
-            self.statusBar().showMessage(f"{span} transcribed again: {_count(count, 'segment')} replaced by "
-                                         f"{len(fitted)} (Ctrl+Z undoes it).", 10_000)
+            if merge.inserted:
+                self.editor.select_row(merge.first, 0)
+        if merge.inserted:
+            self.statusBar().showMessage(f"{span} transcribed again: {_count(merge.replaced, 'segment')} replaced by "
+                                         f"{merge.inserted} (Ctrl+Z undoes it).", 10_000)
         else:
             self.statusBar().showMessage(f"The re-run found no speech in {span}; the flagged segments were removed "
                                          "(Ctrl+Z brings them back).", 10_000)
