@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from desktop import __version__
+from desktop.core.export import FORMATS
 from desktop.core.privacy import disable_telemetry
 from desktop.core.segment import Segment
+from desktop.core.settings import COMPUTE_TYPES, DEVICES, TASKS
 
 if TYPE_CHECKING:
     from desktop.core.transcript import Transcript
 
 SUBCOMMANDS = ("transcribe", "models", "library", "record", "devices")
-FORMATS = ("srt", "vtt", "txt", "docx", "json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("files", nargs="+", metavar="FILE")
     t.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: here)")
     t.add_argument("-f", "--formats", default="srt", type=_formats, metavar="FORMATS",
-                   help="comma-separated: srt,vtt,txt,docx,json (default: srt)")
+                   help=f"comma-separated: {','.join(FORMATS)} (default: srt)")
     t.add_argument("--model", default="base", metavar="NAME|DIR", help="model name or folder (default: base)")
-    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    t.add_argument("--compute-type", default="auto",
-                   choices=("auto", "int8", "int8_float16", "float16", "float32"))
+    t.add_argument("--device", default="auto", choices=DEVICES)
+    t.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES)
     t.add_argument("--language", default="auto", metavar="auto|CODE", help="language code, or auto to detect per file")
-    t.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    t.add_argument("--task", default="transcribe", choices=TASKS)
     t.add_argument("--batch-size", type=_positive_int, default=None, metavar="N")
     t.add_argument("--beam-size", type=_positive_int, default=5, metavar="N")
     t.add_argument("--word-timestamps", action="store_true", help="time every word (JSON gets `words`)")

@@ -4,10 +4,8 @@ only; the worker never touches SQLite)."""
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import logging
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,69 +32,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.capture.recorder import RecorderState
 from desktop.core.coordinator import JobCoordinator
 from desktop.core.jobs import Job, JobState
 from desktop.core.segment import Segment
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store, StoreError
-from desktop.core.transcript import RerunMerge, Transcript, fit_after
+from desktop.core.transcript import RerunMerge, Transcript
+from desktop.engine.sources import expand_paths
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
+from desktop.ui.export_actions import ExportActions
 from desktop.ui.job_removal import JobRemovals
 from desktop.ui.notice_bar import NoticeBar
+from desktop.ui.playback_link import PlaybackLink
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
 from desktop.ui.quit_question import ask_quit, unfinished
-from desktop.ui.recorder_bar import RecorderBar
+from desktop.ui.recording_panel import RecordingPanel
 from desktop.ui.resources import icon
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.timefmt import format_duration, format_time
 from desktop.ui.transcript_model import END, START, TEXT, TranscriptModel
+from desktop.ui.wording import count
 from desktop.workers.model_worker import ModelStatus, ModelWorker, RangeOutcome
 
 if TYPE_CHECKING:
-    from desktop.capture.recorder import Recorder, RecordingResult
-    from desktop.workers.recorder import RecordingSession
+    pass
 
 log = logging.getLogger(__name__)
 
-EXPORT_FILTERS = {
-    "srt": "SubRip subtitles (*.srt)",
-    "vtt": "WebVTT subtitles (*.vtt)",
-    "txt": "Plain text (*.txt)",
-    "docx": "Word document (*.docx)",
-    "json": "JSON (*.json)",
-}
 
 
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """(files to queue, [(path, why refused)]). Folders are searched recursively for supported files;
-    other files in them are skipped silently (a folder holds more than media), but a file named on its
-    own that cannot be transcribed is refused with a reason."""
-    from desktop.engine.audio import is_supported
-
-    accepted: list[Path] = []
-    refused: list[tuple[Path, str]] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found = []
-            for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_supported(Path(f)))
-            if found:
-                accepted.extend(found)
-            else:
-                refused.append((path, "no audio or video files in this folder"))
-        elif not path.exists():
-            refused.append((path, "file not found"))
-        elif not is_supported(path):
-            refused.append((path, "not an audio or video file Verbatim can read"))
-        else:
-            accepted.append(path)
-    return accepted, refused
-
-
-class MainWindow(QMainWindow):
+class MainWindow(ExportActions, RecordingPanel, PlaybackLink, QMainWindow):
     def __init__(
         self,
         store: Store,
@@ -509,12 +474,6 @@ class MainWindow(QMainWindow):
         )
         return files
 
-    def ask_save_path(self, suggested: str, filters: str, selected_filter: str) -> tuple[str, str]:
-        return QFileDialog.getSaveFileName(self, "Export transcript", suggested, filters, selected_filter)
-
-    def ask_folder(self, title: str) -> str:
-        return QFileDialog.getExistingDirectory(self, title, str(self._last_export_dir or Path.home()))
-
     def ask_settings(self, settings: Settings) -> Settings | None:
         dialog = SettingsDialog(settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
@@ -578,7 +537,7 @@ class MainWindow(QMainWindow):
         if refused:
             self._show_refused(refused)
         elif added:
-            self.statusBar().showMessage(f"Added {_count(len(added), 'file')} to the queue.", 5000)
+            self.statusBar().showMessage(f"Added {count(len(added), 'file')} to the queue.", 5000)
         return added
 
     def _show_refused(self, refused: Sequence[tuple[Path, str]]) -> None:
@@ -661,7 +620,7 @@ class MainWindow(QMainWindow):
             details.append(f"language {job.language}")
         if job.duration_s:
             details.append(format_duration(job.duration_s))
-        details.append(_count(len(self.transcript_model.rows()), "segment"))
+        details.append(count(len(self.transcript_model.rows()), "segment"))
         if job.state == JobState.RUNNING:
             details.append("text editable now, times when done")
         self.job_details.setText(" · ".join(details))
@@ -688,78 +647,6 @@ class MainWindow(QMainWindow):
             self.transcript_view.scrollToBottom()
 
     # -- playback ----------------------------------------------------------------------------------
-    def _build_player(self) -> None:
-        from desktop.ui.player_bar import PlayerBar, PlayOnDoubleClick
-        from desktop.workers.player import Player
-
-        self.player = Player(self)
-        self._player_job_id: int | None = None
-        self.player_bar = PlayerBar(self.player)
-        self.player_bar.selected_range = self._selected_segment_range
-        self.player_bar.range_at = lambda position_s: self._segment_range(self._row_at(position_s))
-        self.transcript_view.parentWidget().layout().addWidget(self.player_bar)
-        # A double-click on a time plays from there; the text cell still opens its editor.
-        self._play_on_double_click = PlayOnDoubleClick(self.transcript_view, (START, END), self.play_segment)
-        self.player.position_changed.connect(self._on_play_position)
-        self.player.state_changed.connect(self._on_play_state)
-        self.player.error.connect(self._on_play_error)
-        # Rows inserted or removed by an edit move the playing segment's row; re-tint it even while paused.
-        for changed in (self.transcript_model.rowsInserted, self.transcript_model.rowsRemoved):
-            changed.connect(lambda *_args: self._retint_playing_row())
-        self.menuBar().addMenu("&Playback").addActions(self.player_bar.playback_actions())
-
-    def play_segment(self, row: int) -> None:
-        segment = self._segment_range(row)
-        if segment is not None:
-            self.player_bar.play_range(segment)
-
-    def _player_show(self, job_id: int | None) -> None:
-        # Another job shown: whatever played stops (its highlight would point into the wrong transcript).
-        if job_id != self._player_job_id:
-            self._player_job_id = job_id
-            self.player.set_source(None)
-            job = self.store.job(job_id) if job_id is not None else None
-            self.player.set_source(job.source if job else None, job.duration_s if job else None)
-
-    def _segment_range(self, row: int | None) -> tuple[float, float] | None:
-        if row is None or not 0 <= row < self.transcript_model.rowCount():
-            return None
-        segment = self.transcript_model.segment(row)
-        return (segment.start_s, segment.end_s)
-
-    def _selected_segment_range(self) -> tuple[float, float] | None:
-        index = self.transcript_view.currentIndex()
-        return self._segment_range(index.row()) if index.isValid() else None
-
-    def _row_at(self, position_s: float) -> int | None:
-        rows = self.transcript_model.rows()
-        row = bisect.bisect_right(rows, position_s, key=lambda segment: segment.start_s) - 1
-        return row if row >= 0 and position_s < rows[row].end_s else None
-
-    def _on_play_position(self, position_s: float) -> None:
-        row = self._row_at(position_s)
-        self.transcript_model.set_playing_row(row)
-        view = self.transcript_view
-        if row is None or not self.player_bar.follow or view.state() == QAbstractItemView.State.EditingState:
-            return  # never move the cursor out of a cell being edited
-        current = view.currentIndex()
-        if current.row() != row:
-            index = self.transcript_model.index(row, current.column() if current.isValid() else TEXT)
-            view.setCurrentIndex(index)
-            view.scrollTo(index)
-
-    def _retint_playing_row(self) -> None:
-        if self.transcript_model.playing_row is not None:
-            self.transcript_model.set_playing_row(self._row_at(self.player.position_s))
-
-    def _on_play_state(self, state: str) -> None:
-        if state in ("stopped", "empty"):
-            self.transcript_model.set_playing_row(None)
-
-    def _on_play_error(self, message: str) -> None:
-        self.notice.show_message(message, "error", hide_after_ms=10_000)
-        self.statusBar().showMessage(message, 10_000)
-
     # -- worker events -----------------------------------------------------------------------------
     def _on_model_status(self, status: ModelStatus) -> None:
         if self._closing:
@@ -978,7 +865,7 @@ class MainWindow(QMainWindow):
             if merge.inserted:
                 self.editor.select_row(merge.first, 0)
         if merge.inserted:
-            self.statusBar().showMessage(f"{span} transcribed again: {_count(merge.replaced, 'segment')} replaced by "
+            self.statusBar().showMessage(f"{span} transcribed again: {count(merge.replaced, 'segment')} replaced by "
                                          f"{merge.inserted} (Ctrl+Z undoes it).", 10_000)
         else:
             self.statusBar().showMessage(f"The re-run found no speech in {span}; the flagged segments were removed "
@@ -1002,11 +889,10 @@ class MainWindow(QMainWindow):
         if entry is None or not entry.job.state.is_final:
             return
         try:
-            self.store.requeue(job_id)
+            self.jobs.requeue(job_id)
         except StoreError as exc:
             self.show_error("Retry failed", f"The job could not be queued again: {exc}")
             return
-        self._transcripts[job_id] = Transcript(self.store.info(job_id))
         self.queue_model.update(job_id, state=JobState.QUEUED, error=None, done_s=0.0)
         self.worker.enqueue(job_id, entry.job.source)
         self._show_job(job_id)
@@ -1047,7 +933,7 @@ class MainWindow(QMainWindow):
             return
         order = self.queue_model.job_ids()
         try:
-            self.store.set_order(order)
+            self.jobs.reorder(order)
         except StoreError as exc:
             self.statusBar().showMessage(f"The new order is not saved: {exc}", 8000)
         self.worker.reorder(order)
@@ -1055,70 +941,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- export ------------------------------------------------------------------------------------
-    def export_selected(self) -> Path | None:
-        job_id = self.current_job_id()
-        return self.export_job(job_id) if job_id is not None else None
-
-    def export_job(self, job_id: int) -> Path | None:
-        from desktop.core.export import FORMATS, export
-        from desktop.core.fileio import OutputError, write_atomic
-
-        job = self.store.job(job_id)
-        transcript = self.transcript_for(job_id)
-        fmt = self._last_export_format
-        folder = self._last_export_dir or Path(job.source).parent
-        suggested = str(folder / f"{Path(job.source).stem}.{fmt}")
-        filters = ";;".join(EXPORT_FILTERS[f] for f in FORMATS)
-        chosen, chosen_filter = self.ask_save_path(suggested, filters, EXPORT_FILTERS[fmt])
-        if not chosen:
-            return None
-        path = Path(chosen)
-        fmt = path.suffix.lower().lstrip(".")
-        if fmt not in FORMATS:
-            fmt = next((f for f, label in EXPORT_FILTERS.items() if label == chosen_filter), self._last_export_format)
-            path = path.with_name(f"{path.name}.{fmt}")
-        try:
-            write_atomic(path, export(transcript, fmt))
-        except (OutputError, ValueError) as exc:
-            self.show_error("Export failed", f"The transcript was not exported: {exc}")
-            return None
-        self._last_export_dir, self._last_export_format = path.parent, fmt
-        self.statusBar().showMessage(f"Exported {path}", 8000)
-        return path
-
-    def export_all_finished(self) -> list[Path]:
-        from desktop.core.export import export
-        from desktop.core.fileio import OutputError, unique_output_path, write_atomic
-
-        finished = [job for job in self.queue_model.jobs() if job.state == JobState.DONE]
-        if not finished:
-            self.statusBar().showMessage("No finished transcripts to export yet.", 6000)
-            return []
-        chosen = self.ask_folder("Export all finished transcripts to")
-        if not chosen:
-            return []
-        folder = Path(chosen)
-        taken: set[Path] = set()
-        written: list[Path] = []
-        errors: list[str] = []
-        for job in finished:
-            transcript = self.transcript_for(job.id)
-            for fmt in self.settings.export_formats:
-                path = unique_output_path(folder, Path(job.source), fmt, taken)
-                try:
-                    write_atomic(path, export(transcript, fmt))
-                    written.append(path)
-                except (OutputError, ValueError) as exc:
-                    errors.append(str(exc))
-        self._last_export_dir = folder
-        if errors:
-            shown = "\n".join(errors[:5]) + (f"\n… and {len(errors) - 5} more" if len(errors) > 5 else "")
-            self.show_error("Some exports failed", f"{_count(len(written), 'file')} written, "
-                            f"{len(errors)} failed:\n{shown}")
-        else:
-            self.statusBar().showMessage(f"Exported {_count(len(written), 'file')} to {folder}", 8000)
-        return written
-
     # -- settings ----------------------------------------------------------------------------------
     def open_settings(self) -> None:
         chosen = self.ask_settings(self.settings)
@@ -1223,124 +1045,6 @@ class MainWindow(QMainWindow):
 
 
     # -- recording from the microphone -------------------------------------------------------------
-    def _build_recorder_bar(self, layout: QVBoxLayout) -> None:
-        from desktop.capture.devices import list_inputs
-
-        self.recording: RecordingSession | None = None
-        self._drafts: dict[int, Transcript] = {}  # recordings' live drafts, by job id; never stored
-        self.draft_interval_ms = 2500
-        self.recorder_bar = RecorderBar(list_inputs)
-        self.recorder_bar.record_clicked.connect(self.start_recording)
-        self.recorder_bar.pause_clicked.connect(self.toggle_pause_recording)
-        self.recorder_bar.stop_clicked.connect(self.stop_recording)
-        self.record_action = self._action("Start/stop &recording", self.toggle_recording, None, "Ctrl+Shift+M",
-                                          "Record from the microphone; stopping queues the recording")
-        layout.addWidget(self.recorder_bar)
-
-    def make_recorder(self, path: Path, device: int | None) -> Recorder:
-        """The capture Recorder for a new recording (tests may replace this)."""
-        from desktop.capture.recorder import Recorder
-
-        return Recorder(path, device=device, tap_audio=True)
-
-    def toggle_recording(self) -> None:
-        if self.recording is None:
-            self.start_recording()
-        else:
-            self.stop_recording()
-
-    def start_recording(self) -> int | None:
-        """Start recording into a new job; its live draft shows in the editor. None when the input cannot
-        be opened (the reason is shown; no job or file is left behind)."""
-        from desktop.capture.devices import CaptureError
-        from desktop.capture.recorder import new_recording_path
-        from desktop.core.segment import TranscriptInfo
-        from desktop.workers.recorder import RecordingSession
-
-        if self.recording is not None:
-            return None
-        try:
-            path = new_recording_path()
-            recorder = self.make_recorder(path, self.recorder_bar.selected_device())
-        except CaptureError as exc:
-            self._show_recording_error(str(exc))
-            return None
-        job = self.store.add_job(str(path))
-        session = RecordingSession(recorder, job.id, self.worker, draft_interval_ms=self.draft_interval_ms,
-                                   parent=self)
-        session.level_measured.connect(self.recorder_bar.set_level)
-        session.elapsed_changed.connect(self.recorder_bar.set_elapsed)
-        session.state_changed.connect(self.recorder_bar.set_state)
-        session.draft_changed.connect(lambda segments, job_id=job.id: self._show_draft(job_id, segments))
-        session.ended.connect(lambda result, job_id=job.id: self._recording_ended(job_id, result))
-        try:
-            session.start()
-        except CaptureError as exc:
-            self.store.remove_job(job.id)
-            path.unlink(missing_ok=True)
-            session.deleteLater()
-            self._show_recording_error(str(exc))
-            return None
-        self.recording = session
-        self._drafts[job.id] = Transcript(TranscriptInfo(source=str(path)))
-        self.queue_model.add(job)
-        self.select_job(job.id)
-        self.statusBar().showMessage(f"Recording to {path}", 5000)
-        return job.id
-
-    def toggle_pause_recording(self) -> None:
-        if self.recording is None:
-            return
-        if self.recording.state == RecorderState.PAUSED:
-            self.recording.resume()
-        else:
-            self.recording.pause()
-
-    def stop_recording(self) -> None:
-        if self.recording is not None:
-            self.recording.stop()  # _recording_ended queues the file
-
-    def _show_draft(self, job_id: int, segments: tuple[Segment, ...]) -> None:
-        draft = self._drafts.get(job_id)
-        if draft is None or self._closing:
-            return
-        draft.replace_all(fit_after(0.0, segments))
-        if job_id == self.current_job_id():
-            self._update_job_header()
-
-    def _recording_ended(self, job_id: int, result: RecordingResult) -> None:
-        session, self.recording = self.recording, None
-        if session is not None:
-            session.deleteLater()
-        self.recorder_bar.set_state("idle")
-        if not self._known(job_id):
-            return  # closing (the job stays queued for the next start), or the job was removed
-        duration = format_duration(result.duration_s)
-        if result.duration_s <= 0:
-            self.store.remove_job(job_id)
-            self._drafts.pop(job_id, None)
-            self.queue_model.remove(job_id)
-            result.path.unlink(missing_ok=True)
-            self._show_recording_error(result.error or "nothing was recorded")
-            return
-        self.worker.enqueue(job_id, str(result.path))
-        if result.error:
-            self._show_recording_error(f"{result.error}. The {duration} recorded before that are kept in "
-                                       f"{result.path} and queued for transcription")
-        else:
-            self.statusBar().showMessage(f"Recorded {duration} to {result.path}; transcribing it in full.", 8000)
-        if job_id == self.current_job_id():
-            self._update_job_header()
-
-    def _show_recording_error(self, message: str) -> None:
-        text = f"Recording: {message}."
-        self.notice.show_message(text, "error")
-        self.statusBar().showMessage(text, 12_000)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
 
 def _icon_path(name: str) -> str:
     from desktop.ui.resources import resources_dir
