@@ -188,42 +188,43 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
     try:
         for event in engine.run((EngineJob(i.job_id, i.path) for i in inputs), options, cancel):
             item = by_id[event.job_id]
-            if isinstance(event, JobStarted):
-                item.duration_s = event.duration_s
-                item.language, item.language_probability = event.language, event.language_probability
-            elif isinstance(event, SegmentsDecoded):
-                item.segments.extend(event.segments)
-            elif isinstance(event, JobProgress):
-                item.duration_s, item.done_s = event.total_s, event.done_s
-            elif isinstance(event, JobFailed):
-                item.error, item.finished = event.reason, True
-            elif isinstance(event, JobCancelled):
-                item.error, item.finished = "cancelled", True
-            elif isinstance(event, JobFinished):
-                item.finished = True
-                if event.notices:
-                    progress.clear()
-                for notice in event.notices:
-                    print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
-                info = TranscriptInfo(
-                    source=str(item.path),
-                    language=item.language,
-                    language_probability=item.language_probability,
-                    duration_s=item.duration_s,
-                    model=model.name,
-                )
-                transcript = Transcript(info, item.segments)
-                if on_transcript is not None:
-                    on_transcript(item.path, transcript)
-                for fmt, target in item.outputs.items():
-                    try:
-                        write_atomic(target, export(transcript, fmt, export_options))
-                    except OutputError as exc:
-                        item.error = str(exc)
-                        break
-                    except Exception as exc:  # noqa: BLE001 - an exporter bug fails one input only
-                        item.error = f"cannot export {fmt}: {exc}"
-                        break
+            match event:
+                case JobStarted():
+                    item.duration_s = event.duration_s
+                    item.language, item.language_probability = event.language, event.language_probability
+                case SegmentsDecoded():
+                    item.segments.extend(event.segments)
+                case JobProgress():
+                    item.duration_s, item.done_s = event.total_s, event.done_s
+                case JobFailed():
+                    item.error, item.finished = event.reason, True
+                case JobCancelled():
+                    item.error, item.finished = "cancelled", True
+                case JobFinished():
+                    item.finished = True
+                    if event.notices:
+                        progress.clear()
+                    for notice in event.notices:
+                        print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
+                    info = TranscriptInfo(
+                        source=str(item.path),
+                        language=item.language,
+                        language_probability=item.language_probability,
+                        duration_s=item.duration_s,
+                        model=model.name,
+                    )
+                    transcript = Transcript(info, item.segments)
+                    if on_transcript is not None:
+                        on_transcript(item.path, transcript)
+                    for fmt, target in item.outputs.items():
+                        try:
+                            write_atomic(target, export(transcript, fmt, export_options))
+                        except OutputError as exc:
+                            item.error = str(exc)
+                            break
+                        except Exception as exc:  # noqa: BLE001 - an exporter bug fails one input only
+                            item.error = f"cannot export {fmt}: {exc}"
+                            break
             if item.error and item.finished:
                 progress.clear()
                 print(f"{one_line(str(item.path))}: {one_line(item.error)}", file=sys.stderr)

@@ -20,6 +20,10 @@ EXPORT_FILTERS = {fmt: f"{name} (*.{fmt})" for fmt, name in FORMAT_NAMES.items()
 
 
 class ExportActions:
+    # Where and as what the last export went: the next save dialog starts there.
+    _last_export_dir: Path | None = None
+    _last_export_format = "srt"
+
     def export_selected(self) -> Path | None:
         job_id = self.current_job_id()
         return self.export_job(job_id) if job_id is not None else None
