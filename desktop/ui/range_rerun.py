@@ -2,7 +2,7 @@
 (Transcript.merge_rerun decides and applies it) as one undoable edit, or the reason the old text stays.
 
 A mixin of MainWindow: it uses the window's worker, store, transcript_model, editor, queue_model, _transcripts,
-_known, _show_edit_error, _update_job_header, _update_actions and status bar."""
+_reruns, _known, _show_edit_error, _update_job_header, _update_actions and status bar."""
 
 from __future__ import annotations
 
