@@ -11,9 +11,10 @@ Where every file has a language and a reference (corpus.py realspeech), it also 
 pooled over all files and one per language (WER, or CER for zh/ja; benchmarks/scoring.py).
 
 "verbatim-old" (or "verbatim-old@8/nf", the settings as for "verbatim") runs the engine of another checkout,
-DIR/desktop, in a process of its own (two `desktop` packages cannot share one), on the same files:
+DIR/desktop, in a process of its own (two `desktop` packages cannot share one), on the same files;
+"verbatim-new" runs this checkout's engine the same way, so both start from the same random state:
     mkdir /tmp/engine-old && git archive COMMIT desktop | tar -x -C /tmp/engine-old
-    python benchmarks/compare.py CORPUS --pipelines verbatim,verbatim-old --engine-from /tmp/engine-old
+    python benchmarks/compare.py CORPUS --pipelines verbatim-new,verbatim-old --engine-from /tmp/engine-old
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from pathlib import Path
 # A child run for "verbatim-old" imports `desktop` from the folder this names, ahead of this checkout's.
 ENGINE_FROM_ENV = "VERBATIM_COMPARE_ENGINE_FROM"
 OTHER_ENGINE = "verbatim-old"
+# This checkout's engine in a child process like verbatim-old's: each starts CTranslate2's random generators
+# afresh from --seed, so the temperature fallback samples alike in both, which "verbatim" after other
+# pipelines in this process does not (its decoding threads' generators continue their sequence).
+CHILD_ENGINE = "verbatim-new"
 sys.path[:0] = [p for p in (os.environ.get(ENGINE_FROM_ENV), str(Path(__file__).resolve().parent.parent)) if p]
 sys.path.append(str(Path(__file__).resolve().parent))  # scoring.py, also where compare.py is imported
 
@@ -158,11 +163,13 @@ TRACE = False
 
 
 def run_other_engine(args, name: str) -> tuple[float, str, list[str]]:
-    """`name` ("verbatim-old[@settings]") run by compare.py in a child process whose `desktop` is
-    args.engine_from's, with this run's options: (wall seconds, GPU utilisation, text per file)."""
-    if args.engine_from is None:
+    """`name` ("verbatim-old[@settings]" or "verbatim-new[@settings]") run by compare.py in a child process
+    whose `desktop` is args.engine_from's (old) or this checkout's (new), with this run's options:
+    (wall seconds, GPU utilisation, text per file)."""
+    old = name.startswith(OTHER_ENGINE)
+    if old and args.engine_from is None:
         raise SystemExit(f"{name} needs --engine-from DIR (a folder holding another checkout's desktop/)")
-    if not (args.engine_from / "desktop" / "engine" / "engine.py").is_file():
+    if old and not (args.engine_from / "desktop" / "engine" / "engine.py").is_file():
         raise SystemExit(f"{args.engine_from} holds no desktop/engine/engine.py")
     options = [("--device", args.device), ("--compute-type", args.compute_type), ("--beam-size", args.beam_size),
                ("--model", args.model), ("--seed", args.seed), ("--cpu-threads", args.cpu_threads),
@@ -171,11 +178,14 @@ def run_other_engine(args, name: str) -> tuple[float, str, list[str]]:
     flags = [("--no-fallback", args.no_fallback), ("--one-process", args.one_process), ("--trace", args.trace)]
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
+        pipeline = "verbatim" + name[len(OTHER_ENGINE if old else CHILD_ENGINE):]  # its settings, if any
         command = [sys.executable, str(Path(__file__).resolve()), str(args.corpus),
-                   "--pipelines", "verbatim" + name[len(OTHER_ENGINE):], "--result-json", str(result),
+                   "--pipelines", pipeline, "--result-json", str(result),
                    *[str(part) for flag, value in options if value is not None for part in (flag, value)],
                    *[flag for flag, on in flags if on]]
-        env = dict(os.environ, **{ENGINE_FROM_ENV: str(args.engine_from.resolve())})
+        env = {k: v for k, v in os.environ.items() if k != ENGINE_FROM_ENV}
+        if old:
+            env[ENGINE_FROM_ENV] = str(args.engine_from.resolve())
         sys.stdout.flush()
         subprocess.run(command, env=env, check=True)
         data = json.loads(result.read_text(encoding="utf-8"))
@@ -317,7 +327,7 @@ def main() -> None:
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
         ctranslate2.set_random_seed(args.seed)
-        if name.startswith(OTHER_ENGINE):
+        if name.startswith((OTHER_ENGINE, CHILD_ENGINE)):
             record(name, *run_other_engine(args, name))
             continue
         if name.startswith("verbatim"):
