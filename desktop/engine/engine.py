@@ -50,6 +50,7 @@ from desktop.engine.gpu_memory import (
     free_bytes,
     smallest_known,
 )
+from desktop.engine.host_memory import encode_in_slices, encoder_rows, release_freed_heap
 from desktop.engine.loading import LoadedModel
 from desktop.engine.prepare import (
     FRAMES_PER_CHUNK,
@@ -716,6 +717,8 @@ class Engine:
                 self._align_words(part, part_decoded, encoder_output)
             by_row.update(zip(rows, part_decoded))
         self.stats.mark("batch done", items=len(batch))
+        if self.model.device == "cpu":
+            release_freed_heap()  # the batch's working memory, before the next batch's lands on top of it
         return [by_row[i] for i in range(len(batch))]
 
     def _emit_batch(
@@ -884,10 +887,15 @@ class Engine:
         costs one small copy each way (faster-whisper does the same with several GPUs)."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
-        output = self.whisper.model.encode(get_ctranslate2_storage(features), to_cpu=True)
-        # No copy (40 MB for 28 chunks of base, made under the GIL): the array's base is the storage,
-        # which keeps the memory alive as long as the array or any view of it.
-        return np.asarray(output)
+        def encode(rows: np.ndarray) -> np.ndarray:
+            output = self.whisper.model.encode(get_ctranslate2_storage(np.ascontiguousarray(rows)), to_cpu=True)
+            # No copy (40 MB for 28 chunks of base, made under the GIL): the array's base is the storage,
+            # which keeps the memory alive as long as the array or any view of it.
+            return np.asarray(output)
+
+        if self.model.device != "cpu":  # (a GPU's batch size already allows for its encoder's memory)
+            return encode(features)
+        return encode_in_slices(encode, features, encoder_rows(features.shape[-1]))
 
     def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
         if self._is_silence(d, options):
