@@ -50,7 +50,12 @@ from desktop.engine.gpu_memory import (
     free_bytes,
     smallest_known,
 )
-from desktop.engine.host_memory import encode_in_slices, encoder_rows, release_freed_heap
+from desktop.engine.host_memory import (
+    CPU_ENCODER_FULL_ROWS,
+    encode_in_slices,
+    encoder_rows,
+    release_freed_heap,
+)
 from desktop.engine.loading import LoadedModel
 from desktop.engine.prepare import (
     FRAMES_PER_CHUNK,
@@ -240,6 +245,8 @@ class Engine:
         self.fallback_at_once = model.device == "cuda"
         # None: every chunk over 30 s, as faster-whisper (on a GPU the encoder is a small share of a batch).
         self.encoder_margin_frames: int | None = ENCODER_MARGIN_FRAMES if model.device == "cpu" else None
+        # On the CPU the encoder takes a batch a few rows at a time (host_memory.py); on a GPU, whole.
+        self.encoder_full_rows: int | None = CPU_ENCODER_FULL_ROWS if model.device == "cpu" else None
         self._pool: ThreadPoolExecutor | None = None
         self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
         # Feeding a GPU, the CPU stage in threads was held back by the GIL (benchmarks/README.md):
@@ -893,9 +900,9 @@ class Engine:
             # which keeps the memory alive as long as the array or any view of it.
             return np.asarray(output)
 
-        if self.model.device != "cpu":  # (a GPU's batch size already allows for its encoder's memory)
+        if self.encoder_full_rows is None:  # (a GPU's batch size already allows for its encoder's memory)
             return encode(features)
-        return encode_in_slices(encode, features, encoder_rows(features.shape[-1]))
+        return encode_in_slices(encode, features, encoder_rows(features.shape[-1], self.encoder_full_rows))
 
     def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
         if self._is_silence(d, options):
