@@ -5,7 +5,6 @@ are bit for bit those of the whole batch), and the batch is still decoded as one
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 import numpy as np
@@ -47,10 +46,11 @@ def release_freed_heap() -> bool:
     milliseconds; a batch takes seconds."""
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
+        # The process's own symbols (glibc's among them), not ctypes.util.find_library("c"): that runs
+        # ldconfig in a subprocess, a fork of this process at its largest.
         try:
-            library = ctypes.CDLL(name) if name else None
-        except OSError:
+            library: ctypes.CDLL | None = ctypes.CDLL(None)
+        except (OSError, TypeError):  # (Windows takes no None)
             library = None
         _libc = library if library is not None and hasattr(library, "malloc_trim") else False
     if not _libc:
