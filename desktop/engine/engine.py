@@ -50,6 +50,12 @@ from desktop.engine.gpu_memory import (
     free_bytes,
     smallest_known,
 )
+from desktop.engine.host_memory import (
+    CPU_ENCODER_FULL_ROWS,
+    encode_in_slices,
+    encoder_rows,
+    release_freed_heap,
+)
 from desktop.engine.loading import LoadedModel
 from desktop.engine.notices import job_notices
 from desktop.engine.prepare import (
@@ -244,6 +250,8 @@ class Engine:
         self.fallback_at_once = model.device == "cuda"
         # None: every chunk over 30 s, as faster-whisper (on a GPU the encoder is a small share of a batch).
         self.encoder_margin_frames: int | None = ENCODER_MARGIN_FRAMES if model.device == "cpu" else None
+        # On the CPU the encoder takes a batch a few rows at a time (host_memory.py); on a GPU, whole.
+        self.encoder_full_rows: int | None = CPU_ENCODER_FULL_ROWS if model.device == "cpu" else None
         self._pool: ThreadPoolExecutor | None = None
         self._memory_fit: dict[str, Any] | None = None  # free GPU memory and the model's shape, once
         # Feeding a GPU, the CPU stage in threads is held back by the GIL (benchmarks/results/2026-11-22-gpu.md):
@@ -722,6 +730,8 @@ class Engine:
                 self._align_words(part, part_decoded, encoder_output)
             by_row.update(zip(rows, part_decoded))
         self.stats.mark("batch done", items=len(batch))
+        if self.model.device == "cpu":
+            release_freed_heap()  # the batch's working memory, before the next batch's lands on top of it
         return [by_row[i] for i in range(len(batch))]
 
     def _emit_batch(
@@ -891,10 +901,15 @@ class Engine:
         costs one small copy each way (faster-whisper does the same with several GPUs)."""
         from faster_whisper.transcribe import get_ctranslate2_storage
 
-        output = self.whisper.model.encode(get_ctranslate2_storage(features), to_cpu=True)
-        # No copy (40 MB for 28 chunks of base, made under the GIL): the array's base is the storage,
-        # which keeps the memory alive as long as the array or any view of it.
-        return np.asarray(output)
+        def encode(rows: np.ndarray) -> np.ndarray:
+            output = self.whisper.model.encode(get_ctranslate2_storage(np.ascontiguousarray(rows)), to_cpu=True)
+            # No copy (40 MB for 28 chunks of base, made under the GIL): the array's base is the storage,
+            # which keeps the memory alive as long as the array or any view of it.
+            return np.asarray(output)
+
+        if self.encoder_full_rows is None:  # (a GPU's batch size already allows for its encoder's memory)
+            return encode(features)
+        return encode_in_slices(encode, features, encoder_rows(features.shape[-1], self.encoder_full_rows))
 
     def _needs_fallback(self, d: _Decoded, options: TranscribeOptions) -> bool:
         if self._is_silence(d, options):

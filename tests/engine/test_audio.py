@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,43 @@ def test_a_stream_that_changes_its_rate_is_decoded_whole(make_speech, tmp_path):
     joined_mp3.write_bytes((tmp_path / "a.mp3").read_bytes() + (tmp_path / "b.mp3").read_bytes())
     expected_s = soundfile.info(str(first)).duration + soundfile.info(str(second)).duration
     assert len(decode(joined_mp3)) / 16000 == pytest.approx(expected_s, abs=0.15)
+
+
+def _id3v2_tag(frame_id: bytes, payload: bytes) -> bytes:
+    """An ID3v2.3 tag holding one frame (sizes: the tag's "syncsafe", 7 bits a byte; the frame's plain)."""
+    frame = frame_id + len(payload).to_bytes(4, "big") + b"\x00\x00" + payload
+    size = len(frame)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + syncsafe + frame
+
+
+_DECODE_PEAK = """
+import resource, sys
+from desktop.engine import audio
+audio.probe_duration_s(sys.argv[2])  # imports and first-call allocations, on a file without the tag
+sum(len(b) for b in audio.decode_blocks(sys.argv[2]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+duration_s = audio.probe_duration_s(sys.argv[1])
+samples = sum(len(b) for b in audio.decode_blocks(sys.argv[1]))
+extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(duration_s, samples, extra_mb)
+"""
+
+
+def test_a_huge_id3_tag_costs_neither_memory_nor_time_to_skip(tmp_path):
+    """A 4 s MP3 behind a 100 MB ID3v2 PRIV frame: ffmpeg turned the frame into a 400 MB metadata string
+    (0.9 GB peak, half a minute); its audio now decodes in bounded memory."""
+    clip = tmp_path / "clip.mp3"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-ar", "44100", "-b:a", "128k", str(clip))
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(_id3v2_tag(b"PRIV", b"owner\x00" + b"\x01" * (100 << 20)) + clip.read_bytes())
+    assert audio.id3v2_tags_bytes(tagged) == tagged.stat().st_size - clip.stat().st_size + audio.id3v2_tags_bytes(clip)
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE_PEAK, str(tagged), str(clip)],
+        capture_output=True, text=True, check=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+    ).stdout.split()
+    duration_s, samples, extra_mb = float(out[0]), int(out[1]), float(out[2])
+    assert abs(duration_s - 4.0) < 0.1
+    assert abs(samples - 4 * audio.SAMPLE_RATE) < audio.SAMPLE_RATE // 10
+    assert extra_mb < 300, f"decoding the tagged clip took {extra_mb:.0f} MB more than the plain one"

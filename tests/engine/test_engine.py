@@ -501,6 +501,7 @@ def test_the_gpu_warm_up_goes_through_every_call_a_run_makes(loaded_model, monke
             return record
 
     engine = Engine(loaded_model, prepare_in_processes=False)
+    engine.encoder_full_rows = None  # a GPU's encoder takes the whole batch at once
     monkeypatch.setattr(loaded_model.whisper, "model", Recorder())
     monkeypatch.setattr(engine, "default_batch_size", lambda: 3)
     engine._warm_gpu_workers()
