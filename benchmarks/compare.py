@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from desktop.engine.engine import Engine  # noqa: E402
 from desktop.engine.events import EngineJob, JobFailed, JobFinished, SegmentsDecoded, TranscribeOptions  # noqa: E402
 from desktop.engine.loading import load_model  # noqa: E402
+from desktop.engine.multi_gpu import open_engine  # noqa: E402
 
 # espeak-ng voices Whisper base understands; the others (pt, nl, ru, sv, much of it and fr) come out
 # as gibberish in every pipeline, so their WER measures hallucination handling, not accuracy.
@@ -106,7 +106,7 @@ def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, pr
     texts = {i: [] for i in range(len(paths))}
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size,
                                 temperatures=(0.0,) if no_fallback else TranscribeOptions().temperatures)
-    engine = Engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
+    engine = open_engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
     engine.tracing = TRACE
     return engine, lambda: _run_engine(engine, paths, options, texts)
 
@@ -125,13 +125,13 @@ def _run_engine(engine, paths, options, texts):
     if TRACE:
         print_trace(engine.stats.trace)
     print(f"  verbatim phases: {engine.stats.summary()}; batches of at most {limits.chunks} chunks, {limits.seconds} s")
-    for summary in engine.shard_summaries:
+    for summary in engine.process_summaries:
         print(f"  shard {summary}")
-    if engine.shard_summaries:
-        takers = Counter(engine.shard_of_job.values())
+    if engine.process_summaries:
+        takers = Counter(engine.process_of_job.values())
         print(f"  files per engine process: {', '.join(f'{k} {v}' for k, v in sorted(takers.items()))}")
         last: dict[str, float] = {}
-        for job, shard in engine.shard_of_job.items():
+        for job, shard in engine.process_of_job.items():
             last[shard] = max(last.get(shard, 0.0), finished_at.get(job, 0.0))
         print(f"  last file finished per engine process: {', '.join(f'{k} {v:.2f} s' for k, v in sorted(last.items()))}")
     return [" ".join(texts[i]) for i in range(len(paths))]
@@ -213,8 +213,8 @@ def main() -> None:
     rows, outputs = [], {}
     import ctranslate2
 
+    from desktop.engine.multi_gpu import MAX_JOBS_AHEAD as default_jobs_ahead
     from desktop.engine.prepare import WORKER_NICENESS as default_niceness
-    from desktop.engine.shards import MAX_JOBS_AHEAD as default_jobs_ahead
 
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
@@ -233,9 +233,9 @@ def main() -> None:
             from desktop.engine import prepare
 
             prepare.WORKER_NICENESS = settings.get("ni", default_niceness)
-            from desktop.engine import shards
+            from desktop.engine import multi_gpu
 
-            shards.MAX_JOBS_AHEAD = settings.get("ja", default_jobs_ahead)
+            multi_gpu.MAX_JOBS_AHEAD = settings.get("ja", default_jobs_ahead)
             batch_size = int(spec[0] or 0) or args.batch_size
             engine, run = run_verbatim(loaded, paths, args.beam_size, batch_size,
                                        settings.get("pb", args.parallel_batches),
