@@ -2,10 +2,19 @@
 
     python benchmarks/compare.py CORPUS_DIR [--device auto|cpu|cuda] [--compute-type auto|float16|...]
         [--pipelines plain,batched8,batched16,verbatim] [--batch-size N] [--beam-size 5]
+        [--engine-from DIR --pipelines ...,verbatim-old]
 
 CORPUS_DIR holds manifest.json (see corpus.py). Prints a Markdown table: audio seconds per wall second,
 ratios against plain and against the per-file batched pipeline, mean GPU utilisation (CUDA), and word
 error rate over the files that have a reference. Timings run end to end, from file paths to segments.
+Where every file has a language and a reference (corpus.py realspeech), it also prints the error rate
+pooled over all files and one per language (WER, or CER for zh/ja; benchmarks/scoring.py).
+
+"verbatim-old" (or "verbatim-old@8/nf", the settings as for "verbatim") runs the engine of another checkout,
+DIR/desktop, in a process of its own (two `desktop` packages cannot share one), on the same files;
+"verbatim-new" runs this checkout's engine the same way, so both start from the same random state:
+    mkdir /tmp/engine-old && git archive COMMIT desktop | tar -x -C /tmp/engine-old
+    python benchmarks/compare.py CORPUS --pipelines verbatim-new,verbatim-old --engine-from /tmp/engine-old
 """
 
 from __future__ import annotations
@@ -17,13 +26,24 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# A child run for "verbatim-old" imports `desktop` from the folder this names, ahead of this checkout's.
+ENGINE_FROM_ENV = "VERBATIM_COMPARE_ENGINE_FROM"
+OTHER_ENGINE = "verbatim-old"
+# This checkout's engine in a child process like verbatim-old's: each starts CTranslate2's random generators
+# afresh from --seed, so the temperature fallback samples alike in both, which "verbatim" after other
+# pipelines in this process does not (its decoding threads' generators continue their sequence).
+CHILD_ENGINE = "verbatim-new"
+sys.path[:0] = [p for p in (os.environ.get(ENGINE_FROM_ENV), str(Path(__file__).resolve().parent.parent)) if p]
+sys.path.append(str(Path(__file__).resolve().parent))  # scoring.py, also where compare.py is imported
+
+from scoring import CHARACTER_LANGUAGES, Scores, score, unit  # noqa: E402
 
 from desktop.engine.events import EngineJob, JobFailed, JobFinished, SegmentsDecoded, TranscribeOptions  # noqa: E402
 from desktop.engine.loading import load_model  # noqa: E402
@@ -40,10 +60,12 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def wer(references: list[str], hypotheses: list[str]) -> float:
+def wer(references: list[str], hypotheses: list[str]) -> float | None:
     import jiwer
 
     pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses) if normalize(r)]
+    if not pairs:
+        return None
     return jiwer.wer([r for r, _ in pairs], [h or "<empty>" for _, h in pairs])
 
 
@@ -140,6 +162,64 @@ def _run_engine(engine, paths, options, texts):
 TRACE = False
 
 
+def run_other_engine(args, name: str) -> tuple[float, str, list[str]]:
+    """`name` ("verbatim-old[@settings]" or "verbatim-new[@settings]") run by compare.py in a child process
+    whose `desktop` is args.engine_from's (old) or this checkout's (new), with this run's options:
+    (wall seconds, GPU utilisation, text per file)."""
+    old = name.startswith(OTHER_ENGINE)
+    if old and args.engine_from is None:
+        raise SystemExit(f"{name} needs --engine-from DIR (a folder holding another checkout's desktop/)")
+    if old and not (args.engine_from / "desktop" / "engine" / "engine.py").is_file():
+        raise SystemExit(f"{args.engine_from} holds no desktop/engine/engine.py")
+    options = [("--device", args.device), ("--compute-type", args.compute_type), ("--beam-size", args.beam_size),
+               ("--model", args.model), ("--seed", args.seed), ("--cpu-threads", args.cpu_threads),
+               ("--batch-size", args.batch_size), ("--workers-per-gpu", args.workers_per_gpu),
+               ("--prepare-workers", args.prepare_workers), ("--parallel-batches", args.parallel_batches)]
+    flags = [("--no-fallback", args.no_fallback), ("--one-process", args.one_process), ("--trace", args.trace)]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        pipeline = "verbatim" + name[len(OTHER_ENGINE if old else CHILD_ENGINE):]  # its settings, if any
+        command = [sys.executable, str(Path(__file__).resolve()), str(args.corpus),
+                   "--pipelines", pipeline, "--result-json", str(result),
+                   *[str(part) for flag, value in options if value is not None for part in (flag, value)],
+                   *[flag for flag, on in flags if on]]
+        env = {k: v for k, v in os.environ.items() if k != ENGINE_FROM_ENV}
+        if old:
+            env[ENGINE_FROM_ENV] = str(args.engine_from.resolve())
+        sys.stdout.flush()
+        subprocess.run(command, env=env, check=True)
+        data = json.loads(result.read_text(encoding="utf-8"))
+    return data["wall_s"], data["gpu_util"], data["texts"]
+
+
+def scored_by_language(manifest: list[dict]) -> bool:
+    """Whether every file has a language and a reference: then the corpus is scored by scoring.py's rule."""
+    return bool(manifest) and all(e.get("language") and e.get("reference") for e in manifest)
+
+
+def percent(rate: float | None) -> str:
+    return f"{rate * 100:.1f}%" if rate is not None else "-"
+
+
+def language_table(rows: list[tuple[str, Scores]]) -> list[str]:
+    """Markdown lines: a row a pipeline, the pooled rate then one column a language (most files first)."""
+    if not rows:
+        return []
+    first = rows[0][1].by_language
+    languages = sorted(first, key=lambda lang: -first[lang].files)  # stable: ties keep the corpus's order
+    lines = ["| pipeline | pooled | " + " | ".join(f"{lang} {unit(lang)}" for lang in languages) + " |",
+             "|---|---:|" + "---:|" * len(languages)]
+    for name, scores in rows:
+        cells = [percent(scores.pooled.rate)] + [percent(scores.by_language[lang].rate) for lang in languages]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sizes = ", ".join(f"{lang} {first[lang].files} files / {first[lang].reference_tokens} "
+                      f"{'characters' if unit(lang) == 'CER' else 'words'}" for lang in languages)
+    lines.append("")
+    lines.append(f"Reference tokens: {rows[0][1].pooled.reference_tokens} in all; {sizes}. Pooled = sum of edit "
+                 "distances / sum of reference tokens over every file.")
+    return lines
+
+
 def _seconds(path: Path) -> float:
     from desktop.engine.audio import decode
 
@@ -189,6 +269,10 @@ def main() -> None:
     parser.add_argument("--one-process", action="store_true",
                         help="drive every GPU from this process (default: an engine process per extra GPU)")
     parser.add_argument("--trace", action="store_true", help="print Verbatim's timeline of files and batches")
+    parser.add_argument("--engine-from", type=Path, default=None,
+                        help=f"a folder holding another checkout's desktop/, for the pipeline {OTHER_ENGINE} "
+                        "(run in a process of its own)")
+    parser.add_argument("--result-json", type=Path, default=None, help=argparse.SUPPRESS)  # a child run's answer
     args = parser.parse_args()
     global TRACE
     TRACE = args.trace
@@ -200,6 +284,10 @@ def main() -> None:
                         workers_per_gpu=args.workers_per_gpu, cpu_threads=args.cpu_threads,
                         gpu_processes=not args.one_process)
     print(f"model {loaded.description}, {loaded.workers_per_gpu} workers per GPU; {len(paths)} files, {audio_s:.0f} s of audio; beam {args.beam_size}")
+    if os.environ.get(ENGINE_FROM_ENV):
+        import desktop
+
+        print(f"  engine from {Path(desktop.__file__).parent}")
     if loaded.device == "cuda":  # which CUDA allocator CTranslate2 was told to use (loading.configure_cuda_allocator)
         from desktop.engine.loading import ALLOCATOR_CONFIG_ENV, ALLOCATOR_ENV
 
@@ -211,6 +299,26 @@ def main() -> None:
     get_vad_model()  # Silero, which the batched pipeline and Verbatim load on first use, loaded for both
 
     rows, outputs = [], {}
+    by_language = scored_by_language(manifest)
+    language_rows: list[tuple[str, Scores]] = []
+
+    def record(name: str, wall_s: float, util: str, texts: list[str]) -> None:
+        refs = [(e["reference"], t, e.get("language")) for e, t in zip(manifest, texts) if e.get("reference")]
+        # A zh/ja sentence has no spaces: to jiwer it is one word. The error rate column counts its characters.
+        words = [(r, t, lang) for r, t, lang in refs if lang not in CHARACTER_LANGUAGES]
+        error = wer([r for r, _, _ in words], [t for _, t, _ in words]) if words else None
+        clean = [(r, t) for r, t, lang in refs if lang in CLEAR_LANGUAGES]
+        clean_error = wer([r for r, _ in clean], [t for _, t in clean]) if clean else None
+        outputs[name] = texts
+        scores = score((e["language"], e["reference"], t) for e, t in zip(manifest, texts)) if by_language else None
+        if scores is not None:
+            language_rows.append((name, scores))
+        rows.append((name, wall_s, audio_s / wall_s, util, error, clean_error, scores))
+        if args.show:
+            for entry, text in zip(manifest, texts):
+                print(f"  [{name}] {entry['path']}: {text[:160]}")
+        print(f"  {name}: {wall_s:.1f} s", file=sys.stderr)
+
     import ctranslate2
 
     from desktop.engine.multi_gpu import MAX_JOBS_AHEAD as default_jobs_ahead
@@ -219,6 +327,9 @@ def main() -> None:
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
         ctranslate2.set_random_seed(args.seed)
+        if name.startswith((OTHER_ENGINE, CHILD_ENGINE)):
+            record(name, *run_other_engine(args, name))
+            continue
         if name.startswith("verbatim"):
             # As in the app, whose engine (and its CPU-stage processes) starts with the model, before any
             # file is queued: that start-up is outside the timing, like the model's load for every pipeline.
@@ -259,22 +370,19 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown pipeline {name}")
             wall_s = time.perf_counter() - start
-        refs = [(e["reference"], t, e.get("language")) for e, t in zip(manifest, texts) if e.get("reference")]
-        error = wer([r for r, _, _ in refs], [t for _, t, _ in refs]) if refs else None
-        clean = [(r, t) for r, t, lang in refs if lang in CLEAR_LANGUAGES]
-        clean_error = wer([r for r, _ in clean], [t for _, t in clean]) if clean else None
-        outputs[name] = texts
-        rows.append((name, wall_s, audio_s / wall_s, gpu.mean, error, clean_error))
-        if args.show:
-            for entry, text in zip(manifest, texts):
-                print(f"  [{name}] {entry['path']}: {text[:160]}")
-        print(f"  {name}: {wall_s:.1f} s", file=sys.stderr)
+        record(name, wall_s, gpu.mean, texts)
+
+    if args.result_json:  # a child run for run_other_engine: one pipeline, no table
+        name, wall_s, _, util, *_ = rows[-1]
+        args.result_json.write_text(json.dumps({"wall_s": wall_s, "gpu_util": util, "texts": outputs[name]},
+                                               ensure_ascii=False), encoding="utf-8")
+        return
 
     if args.texts:
         # Runs of one pipeline name (verbatim,verbatim) keep the last; the table keeps every run.
         args.texts.write_text(json.dumps({"files": [e["path"] for e in manifest], "texts": outputs},
                                          ensure_ascii=False, indent=1), encoding="utf-8")
-    speed = {name: x for name, _, x, _, _, _ in rows}
+    speed = {name: x for name, _, x, *_ in rows}
     plain = speed.get("plain")
     batched = max((x for n, x in speed.items() if n.startswith("batched")), default=None)
     # Files without a reference (real recordings) are scored against plain faster-whisper's text: how far
@@ -282,10 +390,11 @@ def main() -> None:
     unscored = [i for i, e in enumerate(manifest) if not e.get("reference") and "plain" in outputs
                 and normalize(outputs["plain"][i])]
     print()
-    print("| pipeline | wall s | x real time | vs plain | vs best batched | GPU util | WER | WER en/de/es "
+    rate_header, rate_rule = ("error rate | ", "---:|") if by_language else ("", "")
+    print(f"| pipeline | wall s | x real time | vs plain | vs best batched | GPU util | {rate_header}WER | WER en/de/es "
           "| WER vs plain's text |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, wall_s, x, util, error, clean_error in rows:
+    print(f"|---|---:|---:|---:|---:|---:|{rate_rule}---:|---:|---:|")
+    for name, wall_s, x, util, error, clean_error, scores in rows:
         drift = wer([outputs["plain"][i] for i in unscored], [outputs[name][i] for i in unscored]) if unscored \
             else None
         drift_text = f"{drift * 100:.1f}%" if drift is not None else "-"
@@ -293,8 +402,12 @@ def main() -> None:
         vs_batched = f"{x / batched:.2f}x" if batched else "-"
         err = f"{error * 100:.1f}%" if error is not None else "-"
         clean_err = f"{clean_error * 100:.1f}%" if clean_error is not None else "-"
-        print(f"| {name} | {wall_s:.1f} | {x:.1f} | {vs_plain} | {vs_batched} | {util} | {err} | {clean_err} "
+        rate = f"{percent(scores.pooled.rate)} | " if scores is not None else ""
+        print(f"| {name} | {wall_s:.1f} | {x:.1f} | {vs_plain} | {vs_batched} | {util} | {rate}{err} | {clean_err} "
               f"| {drift_text} |")
+    if language_rows:
+        print()
+        print("\n".join(language_table(language_rows)))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,17 @@ recordings in ../shared/audio. Writes <dir>/manifest.json: [{"path", "reference"
     python benchmarks/corpus.py real DIR                real speech: the shared recordings cut at pauses
     python benchmarks/corpus.py repeat DIR --source SRC --times N
                                                         SRC's files listed N times (a long queue, no copies)
+    python benchmarks/corpus.py realspeech DIR [--source SRC]
+                                                        real recordings with reference transcripts in six
+                                                        languages (../shared/realspeech-dev), linked, not copied
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +30,7 @@ import soundfile
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "audio"
+REALSPEECH = REPO.parent / "shared" / "realspeech-dev"
 
 SENTENCES: dict[str, list[str]] = {
     "en": [
@@ -286,13 +292,36 @@ def repeat(source: Path, folder: Path, times: int) -> list[dict]:
     return [dict(entry, path=str(prefix / entry["path"])) for _ in range(times) for entry in entries]
 
 
+def build_realspeech(source: Path, folder: Path) -> list[dict]:
+    """The recordings listed in `source`/manifest.tsv, each with its language and reference transcript.
+
+    The audio is symlinked (relative where it can be), not copied: the set is for internal evaluation only
+    (its README), so a corpus folder holds no second copy of it. compare.py scores these by the set's own
+    rule (benchmarks/scoring.py)."""
+    with (source / "manifest.tsv").open(encoding="utf-8", newline="") as tsv:
+        rows = list(csv.DictReader(tsv, delimiter="\t", quoting=csv.QUOTE_NONE))
+    entries = []
+    for row in rows:
+        audio = (source / row["file"]).resolve()
+        if not audio.is_file():
+            raise SystemExit(f"{audio} is listed in {source / 'manifest.tsv'} but missing")
+        link = folder / row["file"]
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(os.path.relpath(audio, folder.resolve()))
+        entries.append({"path": row["file"], "reference": row["reference"], "language": row["language"],
+                        "duration_s": float(row["duration_s"]), "speakers": row["speakers"]})
+    return entries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=("short", "long", "story", "mix", "real", "repeat"))
+    parser.add_argument("kind", choices=("short", "long", "story", "mix", "real", "repeat", "realspeech"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--minutes", type=float, default=12)
-    parser.add_argument("--source", type=Path, help="repeat: the corpus whose manifest is repeated")
+    parser.add_argument("--source", type=Path, help="repeat: the corpus whose manifest is repeated; "
+                        f"realspeech: the folder with manifest.tsv (default {REALSPEECH})")
     parser.add_argument("--times", type=int, default=12, help="repeat: how many times")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
@@ -300,6 +329,8 @@ def main() -> None:
         if args.source is None:
             parser.error("repeat needs --source")
         entries = repeat(args.source, args.folder, args.times)
+    elif args.kind == "realspeech":
+        entries = build_realspeech(args.source or REALSPEECH, args.folder)
     elif args.kind == "short":
         entries = build_short(args.folder, args.files)
     elif args.kind == "long":

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from desktop import __version__
+from desktop.core.export import FORMATS
 from desktop.core.privacy import disable_telemetry
 from desktop.core.segment import Segment
+from desktop.core.settings import COMPUTE_TYPES, DEVICES, TASKS
 
 if TYPE_CHECKING:
     from desktop.core.transcript import Transcript
 
 SUBCOMMANDS = ("transcribe", "models", "library", "record", "devices")
-FORMATS = ("srt", "vtt", "txt", "docx", "json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("files", nargs="+", metavar="FILE")
     t.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: here)")
     t.add_argument("-f", "--formats", default="srt", type=_formats, metavar="FORMATS",
-                   help="comma-separated: srt,vtt,txt,docx,json (default: srt)")
+                   help=f"comma-separated: {','.join(FORMATS)} (default: srt)")
     t.add_argument("--model", default="base", metavar="NAME|DIR", help="model name or folder (default: base)")
-    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    t.add_argument("--compute-type", default="auto",
-                   choices=("auto", "int8", "int8_float16", "float16", "float32"))
+    t.add_argument("--device", default="auto", choices=DEVICES)
+    t.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES)
     t.add_argument("--language", default="auto", metavar="auto|CODE", help="language code, or auto to detect per file")
-    t.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    t.add_argument("--task", default="transcribe", choices=TASKS)
     t.add_argument("--batch-size", type=_positive_int, default=None, metavar="N")
     t.add_argument("--beam-size", type=_positive_int, default=5, metavar="N")
     t.add_argument("--word-timestamps", action="store_true", help="time every word (JSON gets `words`)")
@@ -188,42 +188,43 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
     try:
         for event in engine.run((EngineJob(i.job_id, i.path) for i in inputs), options, cancel):
             item = by_id[event.job_id]
-            if isinstance(event, JobStarted):
-                item.duration_s = event.duration_s
-                item.language, item.language_probability = event.language, event.language_probability
-            elif isinstance(event, SegmentsDecoded):
-                item.segments.extend(event.segments)
-            elif isinstance(event, JobProgress):
-                item.duration_s, item.done_s = event.total_s, event.done_s
-            elif isinstance(event, JobFailed):
-                item.error, item.finished = event.reason, True
-            elif isinstance(event, JobCancelled):
-                item.error, item.finished = "cancelled", True
-            elif isinstance(event, JobFinished):
-                item.finished = True
-                if event.notices:
-                    progress.clear()
-                for notice in event.notices:
-                    print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
-                info = TranscriptInfo(
-                    source=str(item.path),
-                    language=item.language,
-                    language_probability=item.language_probability,
-                    duration_s=item.duration_s,
-                    model=model.name,
-                )
-                transcript = Transcript(info, item.segments)
-                if on_transcript is not None:
-                    on_transcript(item.path, transcript)
-                for fmt, target in item.outputs.items():
-                    try:
-                        write_atomic(target, export(transcript, fmt, export_options))
-                    except OutputError as exc:
-                        item.error = str(exc)
-                        break
-                    except Exception as exc:  # noqa: BLE001 - an exporter bug fails one input only
-                        item.error = f"cannot export {fmt}: {exc}"
-                        break
+            match event:
+                case JobStarted():
+                    item.duration_s = event.duration_s
+                    item.language, item.language_probability = event.language, event.language_probability
+                case SegmentsDecoded():
+                    item.segments.extend(event.segments)
+                case JobProgress():
+                    item.duration_s, item.done_s = event.total_s, event.done_s
+                case JobFailed():
+                    item.error, item.finished = event.reason, True
+                case JobCancelled():
+                    item.error, item.finished = "cancelled", True
+                case JobFinished():
+                    item.finished = True
+                    if event.notices:
+                        progress.clear()
+                    for notice in event.notices:
+                        print(f"{one_line(str(item.path))}: note: {one_line(notice)}", file=sys.stderr)
+                    info = TranscriptInfo(
+                        source=str(item.path),
+                        language=item.language,
+                        language_probability=item.language_probability,
+                        duration_s=item.duration_s,
+                        model=model.name,
+                    )
+                    transcript = Transcript(info, item.segments)
+                    if on_transcript is not None:
+                        on_transcript(item.path, transcript)
+                    for fmt, target in item.outputs.items():
+                        try:
+                            write_atomic(target, export(transcript, fmt, export_options))
+                        except OutputError as exc:
+                            item.error = str(exc)
+                            break
+                        except Exception as exc:  # noqa: BLE001 - an exporter bug fails one input only
+                            item.error = f"cannot export {fmt}: {exc}"
+                            break
             if item.error and item.finished:
                 progress.clear()
                 print(f"{one_line(str(item.path))}: {one_line(item.error)}", file=sys.stderr)

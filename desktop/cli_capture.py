@@ -15,6 +15,7 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from desktop.cli import _formats
+    from desktop.core.export import FORMATS
 
     record = subparsers.add_parser(
         "record",
@@ -30,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="folder for the recording and its transcripts (default: $VERBATIM_HOME/recordings)")
     record.add_argument("--transcribe", action="store_true", help="transcribe the recording when it ends")
     record.add_argument("-f", "--formats", default="srt", type=_formats, metavar="FORMATS",
-                        help="with --transcribe: comma-separated srt,vtt,txt,docx,json (default: srt)")
+                        help=f"with --transcribe: comma-separated {','.join(FORMATS)} (default: srt)")
     record.add_argument("--model", default="base", metavar="NAME|DIR", help="with --transcribe (default: base)")
     record.add_argument("--language", default="auto", metavar="auto|CODE", help="with --transcribe")
     record.add_argument("-q", "--quiet", action="store_true", help="no progress output")

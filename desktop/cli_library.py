@@ -13,6 +13,8 @@ from desktop.core.export import FORMATS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from desktop.cli import _formats
+
     parser = subparsers.add_parser(
         "library",
         help="list and export the transcripts in the library",
@@ -27,14 +29,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"one of {','.join(FORMATS)}, or several separated by commas (default: srt)")
     export.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default: here)")
     parser.set_defaults(func=run_library, library_action="list", json=False)
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(p.strip().lower().lstrip(".") for p in text.split(",") if p.strip()))
-    unknown = [f for f in chosen if f not in FORMATS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"unknown format {', '.join(unknown) or text!r}; use {','.join(FORMATS)}")
-    return chosen
 
 
 def run_library(args: argparse.Namespace) -> int:

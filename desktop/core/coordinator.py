@@ -107,6 +107,18 @@ class JobCoordinator:
         self.store.save_transcript(job_id, transcript)
         self._pending.pop(job_id, None)
 
+    # -- queue operations --------------------------------------------------------------------------
+    def requeue(self, job_id: int) -> Transcript:
+        """Retry: the job goes back to the queue from scratch, with an empty transcript (a new object, so a
+        re-run answer still on its way for the old one is recognised as stale)."""
+        self.store.requeue(job_id)
+        transcript = self.transcripts[job_id] = Transcript(self.store.info(job_id))
+        return transcript
+
+    def reorder(self, order: Sequence[int]) -> None:
+        """The queue's new order (job ids, first to run first)."""
+        self.store.set_order(order)
+
     # -- reading -----------------------------------------------------------------------------------
     def transcript(self, job_id: int) -> Transcript:
         transcript = self.transcripts.get(job_id)

@@ -17,7 +17,16 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from desktop.core.segment import Segment
 from desktop.core.transcript import Transcript
 
-FORMATS = ("srt", "vtt", "txt", "docx", "json")
+# Every export format, by file extension, with the name a person knows it by: the one list the CLI, the
+# settings and the window's save dialog use.
+FORMAT_NAMES = {
+    "srt": "SubRip subtitles",
+    "vtt": "WebVTT subtitles",
+    "txt": "Plain text",
+    "docx": "Word document",
+    "json": "JSON",
+}
+FORMATS = tuple(FORMAT_NAMES)
 
 
 @dataclass(frozen=True)

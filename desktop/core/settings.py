@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from desktop.core.export import FORMATS as EXPORT_FORMATS
 from desktop.core.paths import home
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 TASKS = ("transcribe", "translate")
-EXPORT_FORMATS = ("srt", "vtt", "txt", "docx", "json")
 MAX_BEAM_SIZE = 10
 MAX_BATCH_SIZE = 256
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
+from desktop.core.rerun import choose_rerun
 from desktop.core.segment import Segment, TranscriptInfo, Word
 
 # Times are kept to the millisecond; comparisons allow for float noise below that.
@@ -30,6 +31,21 @@ def fit_after(previous_end_s: float, segments: Iterable[Segment]) -> list[Segmen
         fitted.append(segment)
         previous_end_s = end_s
     return fitted
+
+
+@dataclass(frozen=True)
+class RerunMerge:
+    """What merging a range re-run did: `replaced` segments from index `first` gave way to `inserted` new
+    ones, or the old text stayed because the re-run was no better (`refused`, a sentence for the user)."""
+
+    first: int
+    replaced: int
+    inserted: int
+    refused: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return not self.refused and bool(self.replaced or self.inserted)
 
 
 class EditError(ValueError):
@@ -226,6 +242,27 @@ class Transcript:
             self._check_alone(segment)
         old = tuple(self._segments[index : index + count])
         self._apply(_Edit(description, index, old, tuple(segments)))
+
+    def merge_rerun(self, start_s: float, end_s: float, segments: Sequence[Segment],
+                    description: str = "Re-run") -> RerunMerge:
+        """Put a re-run of start_s..end_s in place of the segments lying in that time, as one undoable edit,
+        when `choose_rerun` finds it better. The new segments are fitted behind the segment before the range
+        and cut short of the one after it (those that would start there are dropped)."""
+        old = self._segments
+        inside = [i for i, s in enumerate(old) if s.start_s >= start_s - 0.001 and s.end_s <= end_s + 0.001]
+        first = inside[0] if inside else sum(1 for s in old if s.end_s <= start_s)
+        count = inside[-1] - first + 1 if inside else 0
+        previous_end_s = old[first - 1].end_s if first > 0 else 0.0
+        next_start_s = old[first + count].start_s if first + count < len(old) else float("inf")
+        fitted = [replace(s, end_s=min(s.end_s, next_start_s)) for s in fit_after(previous_end_s, segments)
+                  if s.start_s < next_start_s - MIN_STREAMED_SEGMENT_S]
+        if not fitted and not count:
+            return RerunMerge(first, 0, 0)
+        decision = choose_rerun(old[first : first + count], fitted)
+        if not decision.accept:
+            return RerunMerge(first, 0, 0, refused=decision.message)
+        self.replace_range(first, count, fitted, description)
+        return RerunMerge(first, count, len(fitted))
 
     def undo(self) -> None:
         if not self._undo:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from desktop.core.segment import Segment
+from desktop.core.transcript import fit_after
 
 SAMPLE_RATE = 16_000
 # A silence this long at the end of the audio means the speech before it is over.
@@ -119,24 +120,13 @@ class LiveDraft:
         self.language = self.language or result.language
         before = self.segments()
         cut_s = max(result.cut_s, self._offset_s)
-        self.settled.extend(_after(self.settled[-1].end_s if self.settled else 0.0, result.settled))
+        self.settled.extend(fit_after(self.settled[-1].end_s if self.settled else 0.0, result.settled))
         self.provisional = list(result.provisional)
-        self.provisional = _after(self.settled[-1].end_s if self.settled else 0.0, self.provisional)
+        self.provisional = fit_after(self.settled[-1].end_s if self.settled else 0.0, self.provisional)
         drop = int(round((cut_s - self._offset_s) * SAMPLE_RATE))
         self._pending = self._pending[drop:]
         self._offset_s = cut_s
         return self.segments() != before
-
-
-def _after(previous_end_s: float, segments: Sequence[Segment]) -> list[Segment]:
-    """Segments moved to start no earlier than previous_end_s (edges of separate passes may touch)."""
-    fitted = []
-    for segment in segments:
-        start_s = max(segment.start_s, previous_end_s)
-        end_s = max(segment.end_s, start_s + 0.01)
-        fitted.append(replace(segment, start_s=round(start_s, 3), end_s=round(end_s, 3)))
-        previous_end_s = end_s
-    return fitted
 
 
 def speech_spans_s(audio: np.ndarray) -> list[tuple[float, float]]:
@@ -181,12 +171,13 @@ class DraftTranscriber:
         error = None
         if jobs:
             for event in self._engine.run(jobs, options, cancel or threading.Event()):
-                if isinstance(event, JobStarted):
-                    language = language or event.language or None
-                elif isinstance(event, SegmentsDecoded):
-                    found[event.job_id].extend(event.segments)
-                elif isinstance(event, JobFailed):
-                    error = event.reason
+                match event:
+                    case JobStarted():
+                        language = language or event.language or None
+                    case SegmentsDecoded():
+                        found[event.job_id].extend(event.segments)
+                    case JobFailed():
+                        error = event.reason
 
         def shifted(job_id: int) -> tuple[Segment, ...]:
             offset_s = request.offset_s + pieces[job_id][1]

@@ -99,4 +99,7 @@ class JobCancelled:
     job_id: int
 
 
+# The last event of a job's run, whichever way it ended; `isinstance(event, JobEnd)` tells them apart.
+JobEnd = JobFinished | JobFailed | JobCancelled
+
 Event = Union[JobStarted, SegmentsDecoded, JobProgress, JobFinished, JobFailed, JobCancelled]  # noqa: UP007 - py3.10 runtime alias

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from desktop.core.settings import COMPUTE_TYPES, DEVICES
 
-DEVICES = ("auto", "cpu", "cuda")
-COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,28 @@
 """The main window: the queue on the left, the selected job's transcript on the right, the model's state in
-the status bar. It is the only place that writes worker results to the library (the store is GUI-thread
-only; the worker never touches SQLite)."""
+the status bar. This module builds and shows them; what the window does is composed from one module each:
+
+- job_events: the worker's events, written to the library through the JobCoordinator (the store is GUI-thread
+  only; the worker never touches SQLite), and holding the queue while the library refuses writes
+- queue_actions: adding files, cancel, retry, move, remove and undo remove
+- range_rerun: transcribing a flagged range again and merging the answer
+- export_actions, recording_panel, playback_link, model_status: export, the microphone, the player, the model
+"""
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QSplitter,
@@ -34,71 +34,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.capture.recorder import RecorderState
 from desktop.core.coordinator import JobCoordinator
-from desktop.core.jobs import Job, JobState
-from desktop.core.rerun import choose_rerun
-from desktop.core.segment import Segment
+from desktop.core.jobs import JobState
 from desktop.core.settings import Settings, save_settings
 from desktop.core.store import Store, StoreError
-from desktop.core.transcript import MIN_STREAMED_SEGMENT_S, Transcript, fit_after
+from desktop.core.transcript import Transcript
 from desktop.ui.editor import ShortcutsDialog, TranscriptEditor
+from desktop.ui.export_actions import ExportActions
+from desktop.ui.job_events import JobEvents
 from desktop.ui.job_removal import JobRemovals
+from desktop.ui.model_status import ModelStatusView
 from desktop.ui.notice_bar import NoticeBar
+from desktop.ui.playback_link import PlaybackLink
+from desktop.ui.queue_actions import QueueActions
 from desktop.ui.queue_model import PROGRESS, ProgressDelegate, QueueModel
 from desktop.ui.quit_question import ask_quit, unfinished
-from desktop.ui.recorder_bar import RecorderBar
+from desktop.ui.range_rerun import RangeRerun
+from desktop.ui.recording_panel import RecordingPanel
 from desktop.ui.resources import icon
 from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.timefmt import format_duration, format_time
+from desktop.ui.timefmt import format_duration
 from desktop.ui.transcript_model import END, START, TEXT, TranscriptModel
-from desktop.workers.model_worker import ModelStatus, ModelWorker, RangeOutcome
-
-if TYPE_CHECKING:
-    from desktop.capture.recorder import Recorder, RecordingResult
-    from desktop.workers.recorder import RecordingSession
+from desktop.ui.wording import count
+from desktop.workers.model_worker import ModelWorker
 
 log = logging.getLogger(__name__)
 
-EXPORT_FILTERS = {
-    "srt": "SubRip subtitles (*.srt)",
-    "vtt": "WebVTT subtitles (*.vtt)",
-    "txt": "Plain text (*.txt)",
-    "docx": "Word document (*.docx)",
-    "json": "JSON (*.json)",
-}
-_MIN_SEGMENT_S = MIN_STREAMED_SEGMENT_S
 
-
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """(files to queue, [(path, why refused)]). Folders are searched recursively for supported files;
-    other files in them are skipped silently (a folder holds more than media), but a file named on its
-    own that cannot be transcribed is refused with a reason."""
-    from desktop.engine.audio import is_supported
-
-    accepted: list[Path] = []
-    refused: list[tuple[Path, str]] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found = []
-            for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_supported(Path(f)))
-            if found:
-                accepted.extend(found)
-            else:
-                refused.append((path, "no audio or video files in this folder"))
-        elif not path.exists():
-            refused.append((path, "file not found"))
-        elif not is_supported(path):
-            refused.append((path, "not an audio or video file Verbatim can read"))
-        else:
-            accepted.append(path)
-    return accepted, refused
-
-
-class MainWindow(QMainWindow):
+class MainWindow(QueueActions, JobEvents, RangeRerun, ExportActions, RecordingPanel, PlaybackLink, ModelStatusView,
+                 QMainWindow):
     def __init__(
         self,
         store: Store,
@@ -126,8 +90,6 @@ class MainWindow(QMainWindow):
         self._model_name = settings.model
         self._closing = False
         self._follow_newest = True
-        self._last_export_dir: Path | None = None
-        self._last_export_format = "srt"
 
         self.setWindowTitle("Verbatim")
         self.setWindowIcon(icon("verbatim"))
@@ -393,130 +355,7 @@ class MainWindow(QMainWindow):
         central_layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
-    def _build_status_bar(self) -> None:
-        status = self.statusBar()
-        self.summary_label = QLabel()
-        self.download_bar = QProgressBar()
-        self.download_bar.setMaximumWidth(180)
-        self.download_bar.setMaximumHeight(16)
-        self.download_bar.hide()
-        self.download_cancel = QToolButton()
-        self.download_cancel.setText("Cancel download")
-        self.download_cancel.setAutoRaise(True)
-        self.download_cancel.clicked.connect(self.worker.cancel_model_load)
-        self.download_cancel.hide()
-        self.model_label = QLabel()
-        status.addPermanentWidget(self.summary_label)
-        status.addPermanentWidget(self.download_bar)
-        status.addPermanentWidget(self.download_cancel)
-        status.addPermanentWidget(self.model_label)
-        self._set_model_text(f"Model: {self.settings.model} · starting…")
-
-    def _connect_worker(self) -> None:
-        self.worker.model_status_changed.connect(self._on_model_status)
-        self.worker.model_failed.connect(self._on_model_failed)
-        self.worker.job_started.connect(self._on_job_started)
-        self.worker.segments_decoded.connect(self._on_segments_decoded)
-        self.worker.job_progressed.connect(self._on_job_progressed)
-        self.worker.job_noticed.connect(self._on_job_noticed)
-        self.worker.job_finished.connect(self._on_job_finished)
-        self.worker.job_failed.connect(self._on_job_failed)
-        self.worker.job_cancelled.connect(self._on_job_cancelled)
-        self.worker.range_transcribed.connect(self._on_range_transcribed)
-        self.worker.range_failed.connect(self._on_range_failed)
-        self.editor.rerun_requested.connect(self.rerun_rows)
-        self.editor.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-
-    def _resume_queue(self) -> None:
-        """Jobs a crash left running, and jobs still queued when the app last closed, run again."""
-        try:
-            found = self.jobs.resumable()
-        except StoreError as exc:
-            self._halt_on_write_error(exc)
-            return
-        for item in found:
-            job = item.job
-            if item.interrupted:
-                self.queue_model.update(job.id, state=JobState.QUEUED)
-                log.info("resuming job %d (%s) at %.2f s", job.id, job.source, item.start_at_s)
-            self.worker.enqueue(job.id, job.source, start_at_s=item.start_at_s)
-
-    # -- when the library refuses writes -----------------------------------------------------------
-    def _halt_on_write_error(self, exc: StoreError) -> None:
-        """Stop transcribing until the user resumes: what cannot be saved would be lost. What was saved
-        stays, and each stopped job resumes where its saved text ends."""
-        first = self._write_failure is None
-        self._write_failure = exc
-        if first:
-            log.error("the library refused a write: %s", exc)
-            stopped = set(self.worker.hold()) | set(self.jobs.halted())
-            stopped |= {job.id for job in self.queue_model.jobs() if job.state == JobState.RUNNING}
-            for job_id in stopped:
-                self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
-        what = "Free some space, then press Resume" if getattr(exc, "disk_full", False) else "Press Resume once it is fixed"
-        self.notice.setProperty("write-error", True)
-        self.notice.show_message(
-            f"Could not save to the library: {exc}. Transcription is paused and everything saved so far is kept. "
-            f"{what}: it carries on where the saved text ends.", "error",
-            action=("Resume", self.resume_after_write_error))
-        self._update_job_header()
-        self._update_actions()
-
-    def resume_after_write_error(self) -> bool:
-        """Carry on after a refused write, once the library takes writes again. True when it did."""
-        if self._write_failure is None:
-            return True
-        try:
-            for job_id in sorted(self._unsaved_edits):
-                if self.store.has_job(job_id):
-                    self.jobs.edited(job_id, self.jobs.transcript(job_id))
-            self._unsaved_edits.clear()
-            # Jobs stopped mid-run go back to the queue at their resume point (a crash would do the same).
-            found = self.jobs.resumable()
-        except StoreError as exc:
-            self._write_failure = None
-            self._halt_on_write_error(exc)
-            return False
-        self._write_failure = None
-        self.notice.setProperty("write-error", False)
-        self.notice.hide()
-        for item in found:
-            self.jobs.forget(item.job.id)
-            self.queue_model.update(item.job.id, state=JobState.QUEUED, error=None, done_s=item.start_at_s)
-            self.worker.enqueue(item.job.id, item.job.source, start_at_s=item.start_at_s)
-        self.worker.release()
-        self.statusBar().showMessage("Saving works again; transcription carries on.", 8000)
-        if self.current_job_id() is not None:
-            self._show_job(self.current_job_id())
-        return True
-
-    def _store_write(self, job_id: int, write: Callable[[], object]) -> bool:
-        """Run one library write for a job's event; a refused write pauses the queue. True when saved."""
-        if self._write_failure is not None:
-            return False
-        try:
-            write()
-        except StoreError as exc:
-            self._halt_on_write_error(exc)
-            return False
-        return True
-
     # -- dialogs (attributes so tests can replace them) --------------------------------------------
-    def ask_open_files(self) -> list[str]:
-        from desktop.engine.audio import SUPPORTED_EXTENSIONS
-
-        patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Add audio or video files", "", f"Audio and video ({patterns});;All files (*)"
-        )
-        return files
-
-    def ask_save_path(self, suggested: str, filters: str, selected_filter: str) -> tuple[str, str]:
-        return QFileDialog.getSaveFileName(self, "Export transcript", suggested, filters, selected_filter)
-
-    def ask_folder(self, title: str) -> str:
-        return QFileDialog.getExistingDirectory(self, title, str(self._last_export_dir or Path.home()))
-
     def ask_settings(self, settings: Settings) -> Settings | None:
         dialog = SettingsDialog(settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
@@ -525,70 +364,6 @@ class MainWindow(QMainWindow):
 
     def show_error(self, title: str, message: str) -> None:
         QMessageBox.warning(self, title, message)
-
-    # -- adding files ------------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        if self.handle_drop(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def handle_drop(self, mime: QMimeData) -> bool:
-        paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
-        if not paths:
-            return False
-        self.add_paths(paths)
-        return True
-
-    def open_files(self) -> None:
-        files = self.ask_open_files()
-        if files:
-            self.add_paths(files)
-
-    def add_paths(self, paths: Iterable[str | Path]) -> list[Job]:
-        """Queue every supported file (folders searched recursively); refuse the rest with a message.
-        Jobs wait in the queue until the model is ready."""
-        accepted, refused = expand_paths(paths)
-        waiting = {Path(j.source) for j in self.queue_model.jobs() if not j.state.is_final}
-        added: list[Job] = []
-        for path in accepted:
-            source = path.resolve()
-            if source in waiting:
-                refused.append((path, "already in the queue"))
-                continue
-            waiting.add(source)
-            try:
-                job = self.store.add_job(str(source))
-            except StoreError as exc:
-                refused.append((path, f"not saved to the library: {exc}"))
-                continue
-            self.queue_model.add(job)
-            self.worker.enqueue(job.id, job.source)
-            added.append(job)
-        if added and self.current_job_id() is None:
-            self.select_job(added[0].id)
-        if refused:
-            self._show_refused(refused)
-        elif added:
-            self.statusBar().showMessage(f"Added {_count(len(added), 'file')} to the queue.", 5000)
-        return added
-
-    def _show_refused(self, refused: Sequence[tuple[Path, str]]) -> None:
-        shown = "; ".join(f"{p.name or p}: {why}" for p, why in refused[:3])
-        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
-        text = f"Not added — {shown}{more}."
-        self.notice.show_message(text, "error", hide_after_ms=12_000)
-        self.statusBar().showMessage(text, 12_000)
 
     # -- selection ---------------------------------------------------------------------------------
     def current_job_id(self) -> int | None:
@@ -663,7 +438,7 @@ class MainWindow(QMainWindow):
             details.append(f"language {job.language}")
         if job.duration_s:
             details.append(format_duration(job.duration_s))
-        details.append(_count(len(self.transcript_model.rows()), "segment"))
+        details.append(count(len(self.transcript_model.rows()), "segment"))
         if job.state == JobState.RUNNING:
             details.append("text editable now, times when done")
         self.job_details.setText(" · ".join(details))
@@ -689,236 +464,7 @@ class MainWindow(QMainWindow):
         if self._follow_newest:
             self.transcript_view.scrollToBottom()
 
-    # -- playback ----------------------------------------------------------------------------------
-    def _build_player(self) -> None:
-        from desktop.ui.player_bar import PlayerBar, PlayOnDoubleClick
-        from desktop.workers.player import Player
-
-        self.player = Player(self)
-        self._player_job_id: int | None = None
-        self.player_bar = PlayerBar(self.player)
-        self.player_bar.selected_range = self._selected_segment_range
-        self.player_bar.range_at = lambda position_s: self._segment_range(self._row_at(position_s))
-        self.transcript_view.parentWidget().layout().addWidget(self.player_bar)
-        # A double-click on a time plays from there; the text cell still opens its editor.
-        self._play_on_double_click = PlayOnDoubleClick(self.transcript_view, (START, END), self.play_segment)
-        self.player.position_changed.connect(self._on_play_position)
-        self.player.state_changed.connect(self._on_play_state)
-        self.player.error.connect(self._on_play_error)
-        # Rows inserted or removed by an edit move the playing segment's row; re-tint it even while paused.
-        for changed in (self.transcript_model.rowsInserted, self.transcript_model.rowsRemoved):
-            changed.connect(lambda *_args: self._retint_playing_row())
-        self.menuBar().addMenu("&Playback").addActions(self.player_bar.playback_actions())
-
-    def play_segment(self, row: int) -> None:
-        segment = self._segment_range(row)
-        if segment is not None:
-            self.player_bar.play_range(segment)
-
-    def _player_show(self, job_id: int | None) -> None:
-        # Another job shown: whatever played stops (its highlight would point into the wrong transcript).
-        if job_id != self._player_job_id:
-            self._player_job_id = job_id
-            self.player.set_source(None)
-            job = self.store.job(job_id) if job_id is not None else None
-            self.player.set_source(job.source if job else None, job.duration_s if job else None)
-
-    def _segment_range(self, row: int | None) -> tuple[float, float] | None:
-        if row is None or not 0 <= row < self.transcript_model.rowCount():
-            return None
-        segment = self.transcript_model.segment(row)
-        return (segment.start_s, segment.end_s)
-
-    def _selected_segment_range(self) -> tuple[float, float] | None:
-        index = self.transcript_view.currentIndex()
-        return self._segment_range(index.row()) if index.isValid() else None
-
-    def _row_at(self, position_s: float) -> int | None:
-        rows = self.transcript_model.rows()
-        row = bisect.bisect_right(rows, position_s, key=lambda segment: segment.start_s) - 1
-        return row if row >= 0 and position_s < rows[row].end_s else None
-
-    def _on_play_position(self, position_s: float) -> None:
-        row = self._row_at(position_s)
-        self.transcript_model.set_playing_row(row)
-        view = self.transcript_view
-        if row is None or not self.player_bar.follow or view.state() == QAbstractItemView.State.EditingState:
-            return  # never move the cursor out of a cell being edited
-        current = view.currentIndex()
-        if current.row() != row:
-            index = self.transcript_model.index(row, current.column() if current.isValid() else TEXT)
-            view.setCurrentIndex(index)
-            view.scrollTo(index)
-
-    def _retint_playing_row(self) -> None:
-        if self.transcript_model.playing_row is not None:
-            self.transcript_model.set_playing_row(self._row_at(self.player.position_s))
-
-    def _on_play_state(self, state: str) -> None:
-        if state in ("stopped", "empty"):
-            self.transcript_model.set_playing_row(None)
-
-    def _on_play_error(self, message: str) -> None:
-        self.notice.show_message(message, "error", hide_after_ms=10_000)
-        self.statusBar().showMessage(message, 10_000)
-
-    # -- worker events -----------------------------------------------------------------------------
-    def _on_model_status(self, status: ModelStatus) -> None:
-        if self._closing:
-            return
-        downloading = status.stage == "downloading" and status.total_bytes > 0
-        self.download_bar.setVisible(downloading)
-        self.download_cancel.setVisible(status.stage == "downloading")
-        if downloading:
-            self.download_bar.setRange(0, 1000)
-            self.download_bar.setValue(int(1000 * status.done_bytes / status.total_bytes))
-            self.download_bar.setFormat(f"{status.done_bytes / 1e6:.0f} / {status.total_bytes / 1e6:.0f} MB")
-        if status.stage == "failed" and status.still_using is not None:
-            self._on_model_fallback(status)
-            return
-        texts = {
-            "loading": "loading…",
-            "downloading": "downloading…",
-            "warming": "warming up…",
-            "failed": "failed",
-        }
-        if status.stage == "ready":
-            self._model_name = status.model
-            text = f"Model: {status.model} · {(status.device or '').upper()} · {status.compute_type} · ready"
-            self._set_model_text(text, status.device_note or "")
-            if self.notice.property("model-error"):
-                self.notice.hide()
-                self.notice.setProperty("model-error", False)
-            if status.device_note and (self.settings.device == "cuda" or "failed" in status.device_note):
-                # The GPU was asked for, or it was there and failed: say so where it stays visible. With
-                # "auto" and no GPU at all, the CPU is the expected outcome and needs no notice.
-                self.notice.show_message(f"{status.device_note[0].upper()}{status.device_note[1:]}.", "warning")
-                self.statusBar().showMessage(status.device_note, 10_000)
-        else:
-            level = "error" if status.stage == "failed" else ""
-            self._set_model_text(f"Model: {status.model} · {texts.get(status.stage, status.stage)}",
-                                 status.error or "", level)
-
-    def _on_model_fallback(self, status: ModelStatus) -> None:
-        """The chosen model could not be loaded and the worker went on with one that works: say so, and
-        make the settings (shown and saved) what it runs with, so the next start does not fail the same way."""
-        using = status.still_using
-        assert using is not None
-        self._model_name = using.model
-        self._set_model_text(f"Model: {using.model} · {(using.device or '').upper()} · {using.compute_type} · ready",
-                             f"Could not load {status.model}: {status.error}")
-        self.notice.setProperty("model-error", True)
-        reason = (status.error or "").rstrip(".")
-        what = "load"
-        download_failed = f"could not download model '{status.model}': "
-        if reason.startswith(download_failed):  # not "Could not load small: could not download model 'small': …"
-            what, reason = "download", reason[len(download_failed):]
-        self.notice.show_message(f"Could not {what} {status.model}: {reason}. Still using {using.model}.",
-                                 "error", action=("Settings…", self.open_settings))
-        effective = status.effective_settings
-        if effective is None or self.settings.model != status.model:
-            return  # the user has chosen something else since
-        self.settings = dataclasses.replace(self.settings, model=effective.model, device=effective.device,
-                                            compute_type=effective.compute_type)
-        try:
-            self._settings_saver(self.settings)
-        except OSError as exc:
-            log.warning("cannot save the settings: %s", exc)
-
-    def _on_model_failed(self, reason: str) -> None:
-        if self._closing:
-            return
-        self.notice.setProperty("model-error", True)
-        self.notice.show_message(
-            f"The speech model could not be loaded: {reason}. Queued files wait until a model is ready.",
-            "error",
-            action=("Settings…", self.open_settings),
-        )
-
-    def _set_model_text(self, text: str, tooltip: str = "", level: str = "") -> None:
-        self.model_label.setText(text)
-        self.model_label.setToolTip(tooltip)
-        self.model_label.setProperty("role", "error" if level == "error" else "")
-        self.model_label.style().unpolish(self.model_label)
-        self.model_label.style().polish(self.model_label)
-
-    def _known(self, job_id: int) -> bool:
-        # A job removed while the worker still had events for it is ignored from then on, and so are the
-        # last events of a run its removal stopped, should the job be back by then.
-        return (not self._closing and self.queue_model.row_of(job_id) is not None
-                and not self.removals.is_stopping(job_id))
-
-    def _on_job_started(self, job_id: int, event) -> None:
-        if not self._known(job_id) or self._write_failure is not None:
-            return
-        self._drafts.pop(job_id, None)  # a recording's full pass replaces its live draft
-        self._notices.pop(job_id, None)
-        if not self._store_write(job_id, lambda: self.jobs.started(
-                job_id, event.duration_s, event.language, event.language_probability, self._model_name,
-                event.start_at_s)):
-            return
-        job = self.store.job(job_id)
-        self.queue_model.update(job_id, state=JobState.RUNNING, duration_s=event.duration_s,
-                                language=job.language, error=None, done_s=event.start_at_s)
-        if job_id == self.current_job_id():
-            self._show_job(job_id)
-
-    def _on_segments_decoded(self, job_id: int, segments: tuple[Segment, ...]) -> None:
-        if not self._known(job_id) or self._write_failure is not None:
-            return
-        self.jobs.decoded(job_id, segments)
-        if job_id == self.current_job_id():
-            self._update_job_header()
-
-    def _on_job_progressed(self, job_id: int, done_s: float, total_s: float) -> None:
-        if not self._known(job_id) or self._write_failure is not None:
-            return
-        if self._store_write(job_id, lambda: self.jobs.progressed(job_id, done_s)):
-            self.queue_model.set_progress(job_id, done_s, total_s)
-            log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
-
-    def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
-        if self.removals.job_ended(job_id) or not self._known(job_id) or self._write_failure is not None:
-            return
-        if not self._store_write(job_id, lambda: self.jobs.ended(job_id, state, error)):
-            return
-        log.info("job %d: %s", job_id, state.value)
-        self.queue_model.update(job_id, state=state, error=error)
-        if job_id == self.current_job_id():
-            self._update_job_header()
-        self._update_actions()
-
-    def _on_job_noticed(self, job_id: int, notices: tuple[str, ...]) -> None:
-        if self._known(job_id):
-            self._notices[job_id] = tuple(notices)  # shown by _end_job's header update, which follows
-
-    def _on_job_finished(self, job_id: int) -> None:
-        self._end_job(job_id, JobState.DONE)
-
-    def _on_job_failed(self, job_id: int, reason: str) -> None:
-        self._end_job(job_id, JobState.FAILED, reason)
-
-    def _on_job_cancelled(self, job_id: int) -> None:
-        self._end_job(job_id, JobState.CANCELLED)
-
     # -- editing -----------------------------------------------------------------------------------
-    def _save_edit(self) -> None:
-        job_id = self.current_job_id()
-        transcript = self.transcript_model.transcript
-        if job_id is None or transcript is None:
-            return
-        try:
-            self.jobs.edited(job_id, transcript)
-        except StoreError as exc:
-            # The edit stays in the editor and is saved on resume.
-            self._unsaved_edits.add(job_id)
-            self._halt_on_write_error(exc)
-            self._show_edit_error(f"Your edit is not saved yet: {exc}")
-            return
-        self._unsaved_edits.discard(job_id)
-        self.edit_error.hide()
-        self._update_actions()
-
     def _show_edit_error(self, message: str) -> None:
         self.edit_error.setText(message)
         self.edit_error.show()
@@ -934,201 +480,6 @@ class MainWindow(QMainWindow):
         window_actions = [a for a in self.actions() if a is not self.shortcuts_action] + [self.shortcuts_action]
         return ShortcutsDialog([("Window", window_actions), ("Edit", editor.editing_actions()),
                                 ("Find", editor.find_actions()), ("Review", editor.review_actions())], self)
-
-    # -- re-running a flagged range ------------------------------------------------------------------
-    def rerun_rows(self, first: int, last: int) -> int | None:
-        """Ask the worker to transcribe the time of rows first..last again; the answer replaces whatever
-        segments then lie in that time, as one undoable edit. Returns the request id."""
-        job_id = self.current_job_id()
-        entry = self.queue_model.entry(job_id) if job_id is not None else None
-        transcript = self.transcript_model.transcript
-        if entry is None or transcript is None or job_id is None:
-            return None
-        if entry.job.state != JobState.DONE:
-            self._show_edit_error("A range can be transcribed again once the job is done.")
-            return None
-        rows = self.transcript_model.rows()
-        start_s, end_s = rows[first].start_s, rows[last].end_s
-        request_id = self.worker.rerun_range(job_id, entry.job.source, start_s, end_s)
-        self._reruns[request_id] = transcript
-        self.statusBar().showMessage(f"Transcribing {format_time(start_s)}–{format_time(end_s)} again…")
-        return request_id
-
-    def _on_range_transcribed(self, outcome: RangeOutcome) -> None:
-        request = outcome.request
-        transcript = self._reruns.pop(request.request_id, None)
-        # The job may have been removed or retried (a new transcript) since: then the answer is stale.
-        if transcript is None or not self._known(request.job_id) or self._transcripts.get(request.job_id) is not transcript:
-            return
-        start_s, end_s = request.start_s, request.end_s
-        segments = transcript.segments
-        inside = [i for i, s in enumerate(segments) if s.start_s >= start_s - 0.001 and s.end_s <= end_s + 0.001]
-        first = inside[0] if inside else sum(1 for s in segments if s.end_s <= start_s)
-        count = inside[-1] - first + 1 if inside else 0
-        previous_end_s = segments[first - 1].end_s if first > 0 else 0.0
-        next_start_s = segments[first + count].start_s if first + count < len(segments) else float("inf")
-        fitted = [s for s in fit_after(previous_end_s, outcome.segments) if s.start_s < next_start_s - _MIN_SEGMENT_S]
-        fitted = [dataclasses.replace(s, end_s=min(s.end_s, next_start_s)) for s in fitted]
-        if not fitted and not count:
-            self.statusBar().showMessage("The re-run found nothing to change.", 8000)
-            return
-        decision = choose_rerun(segments[first : first + count], fitted)
-        if not decision.accept:
-            self._show_edit_error(decision.message)
-            return
-        span = f"{format_time(start_s)}–{format_time(end_s)}"
-        description = f"Re-run {span}"
-        if not self.transcript_model.perform(
-            lambda: transcript.replace_range(first, count, fitted, description), transcript
-        ):
-            return
-        self.store.save_transcript(request.job_id, transcript)
-        self._update_actions()
-        if request.job_id == self.current_job_id():
-            self._update_job_header()
-            if fitted:
-                self.editor.select_row(first, 0)
-        if fitted:
-            self.statusBar().showMessage(f"{span} transcribed again: {_count(count, 'segment')} replaced by "
-                                         f"{len(fitted)} (Ctrl+Z undoes it).", 10_000)
-        else:
-            self.statusBar().showMessage(f"The re-run found no speech in {span}; the flagged segments were removed "
-                                         "(Ctrl+Z brings them back).", 10_000)
-
-    def _on_range_failed(self, outcome: RangeOutcome) -> None:
-        if self._reruns.pop(outcome.request.request_id, None) is not None and not self._closing:
-            self._show_edit_error(f"The range could not be transcribed again: {outcome.error}")
-
-    # -- queue operations --------------------------------------------------------------------------
-    def cancel_selected(self) -> None:
-        job_id = self.current_job_id()
-        entry = self.queue_model.entry(job_id) if job_id is not None else None
-        if entry is not None and not entry.job.state.is_final:
-            self.worker.cancel_job(entry.job.id)
-            self.statusBar().showMessage(f"Cancelling {Path(entry.job.source).name}…", 4000)
-
-    def retry_selected(self) -> None:
-        job_id = self.current_job_id()
-        entry = self.queue_model.entry(job_id) if job_id is not None else None
-        if entry is None or not entry.job.state.is_final:
-            return
-        try:
-            self.store.requeue(job_id)
-        except StoreError as exc:
-            self.show_error("Retry failed", f"The job could not be queued again: {exc}")
-            return
-        self._transcripts[job_id] = Transcript(self.store.info(job_id))
-        self.queue_model.update(job_id, state=JobState.QUEUED, error=None, done_s=0.0)
-        self.worker.enqueue(job_id, entry.job.source)
-        self._show_job(job_id)
-
-    def remove_selected(self) -> None:
-        job_id = self.current_job_id()
-        if job_id is None:
-            return
-        row = self.queue_model.row_of(job_id)
-        self.removals.remove(job_id)
-        if self.queue_model.rowCount():
-            self.select_job(self.queue_model.job(min(row or 0, self.queue_model.rowCount() - 1)).id)
-        else:
-            self._show_job(None)
-
-    def undo_remove(self) -> None:
-        job_id = self.removals.undo()
-        if job_id is not None:
-            self.select_job(job_id)
-            self.queue_view.setFocus()
-        self._update_actions()
-
-    def _undo_goes_to_queue(self) -> bool:
-        """Ctrl+Z undoes a removal where the queue has the focus, or where the transcript has nothing to undo."""
-        transcript = self.transcript_model.transcript
-        return self.removals.can_undo() and (
-            self.focusWidget() is self.queue_view or transcript is None or not transcript.can_undo())
-
-    def undo(self) -> None:
-        if self._undo_goes_to_queue():
-            self.undo_remove()
-        else:
-            self.transcript_model.undo()
-
-    def move_selected(self, delta: int) -> None:
-        job_id = self.current_job_id()
-        if job_id is None or not self.queue_model.move(job_id, delta):
-            return
-        order = self.queue_model.job_ids()
-        try:
-            self.store.set_order(order)
-        except StoreError as exc:
-            self.statusBar().showMessage(f"The new order is not saved: {exc}", 8000)
-        self.worker.reorder(order)
-        self.select_job(job_id)
-        self._update_actions()
-
-    # -- export ------------------------------------------------------------------------------------
-    def export_selected(self) -> Path | None:
-        job_id = self.current_job_id()
-        return self.export_job(job_id) if job_id is not None else None
-
-    def export_job(self, job_id: int) -> Path | None:
-        from desktop.core.export import FORMATS, export
-        from desktop.core.fileio import OutputError, write_atomic
-
-        job = self.store.job(job_id)
-        transcript = self.transcript_for(job_id)
-        fmt = self._last_export_format
-        folder = self._last_export_dir or Path(job.source).parent
-        suggested = str(folder / f"{Path(job.source).stem}.{fmt}")
-        filters = ";;".join(EXPORT_FILTERS[f] for f in FORMATS)
-        chosen, chosen_filter = self.ask_save_path(suggested, filters, EXPORT_FILTERS[fmt])
-        if not chosen:
-            return None
-        path = Path(chosen)
-        fmt = path.suffix.lower().lstrip(".")
-        if fmt not in FORMATS:
-            fmt = next((f for f, label in EXPORT_FILTERS.items() if label == chosen_filter), self._last_export_format)
-            path = path.with_name(f"{path.name}.{fmt}")
-        try:
-            write_atomic(path, export(transcript, fmt))
-        except (OutputError, ValueError) as exc:
-            self.show_error("Export failed", f"The transcript was not exported: {exc}")
-            return None
-        self._last_export_dir, self._last_export_format = path.parent, fmt
-        self.statusBar().showMessage(f"Exported {path}", 8000)
-        return path
-
-    def export_all_finished(self) -> list[Path]:
-        from desktop.core.export import export
-        from desktop.core.fileio import OutputError, unique_output_path, write_atomic
-
-        finished = [job for job in self.queue_model.jobs() if job.state == JobState.DONE]
-        if not finished:
-            self.statusBar().showMessage("No finished transcripts to export yet.", 6000)
-            return []
-        chosen = self.ask_folder("Export all finished transcripts to")
-        if not chosen:
-            return []
-        folder = Path(chosen)
-        taken: set[Path] = set()
-        written: list[Path] = []
-        errors: list[str] = []
-        for job in finished:
-            transcript = self.transcript_for(job.id)
-            for fmt in self.settings.export_formats:
-                path = unique_output_path(folder, Path(job.source), fmt, taken)
-                try:
-                    write_atomic(path, export(transcript, fmt))
-                    written.append(path)
-                except (OutputError, ValueError) as exc:
-                    errors.append(str(exc))
-        self._last_export_dir = folder
-        if errors:
-            shown = "\n".join(errors[:5]) + (f"\n… and {len(errors) - 5} more" if len(errors) > 5 else "")
-            self.show_error("Some exports failed", f"{_count(len(written), 'file')} written, "
-                            f"{len(errors)} failed:\n{shown}")
-        else:
-            self.statusBar().showMessage(f"Exported {_count(len(written), 'file')} to {folder}", 8000)
-        return written
 
     # -- settings ----------------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -1231,126 +582,6 @@ class MainWindow(QMainWindow):
             self.store.purge_removed()
         except StoreError as exc:  # a full disk: they are deleted at a later start instead
             log.warning("removed jobs not deleted yet: %s", exc)
-
-
-    # -- recording from the microphone -------------------------------------------------------------
-    def _build_recorder_bar(self, layout: QVBoxLayout) -> None:
-        from desktop.capture.devices import list_inputs
-
-        self.recording: RecordingSession | None = None
-        self._drafts: dict[int, Transcript] = {}  # recordings' live drafts, by job id; never stored
-        self.draft_interval_ms = 2500
-        self.recorder_bar = RecorderBar(list_inputs)
-        self.recorder_bar.record_clicked.connect(self.start_recording)
-        self.recorder_bar.pause_clicked.connect(self.toggle_pause_recording)
-        self.recorder_bar.stop_clicked.connect(self.stop_recording)
-        self.record_action = self._action("Start/stop &recording", self.toggle_recording, None, "Ctrl+Shift+M",
-                                          "Record from the microphone; stopping queues the recording")
-        layout.addWidget(self.recorder_bar)
-
-    def make_recorder(self, path: Path, device: int | None) -> Recorder:
-        """The capture Recorder for a new recording (tests may replace this)."""
-        from desktop.capture.recorder import Recorder
-
-        return Recorder(path, device=device, tap_audio=True)
-
-    def toggle_recording(self) -> None:
-        if self.recording is None:
-            self.start_recording()
-        else:
-            self.stop_recording()
-
-    def start_recording(self) -> int | None:
-        """Start recording into a new job; its live draft shows in the editor. None when the input cannot
-        be opened (the reason is shown; no job or file is left behind)."""
-        from desktop.capture.devices import CaptureError
-        from desktop.capture.recorder import new_recording_path
-        from desktop.core.segment import TranscriptInfo
-        from desktop.workers.recorder import RecordingSession
-
-        if self.recording is not None:
-            return None
-        try:
-            path = new_recording_path()
-            recorder = self.make_recorder(path, self.recorder_bar.selected_device())
-        except CaptureError as exc:
-            self._show_recording_error(str(exc))
-            return None
-        job = self.store.add_job(str(path))
-        session = RecordingSession(recorder, job.id, self.worker, draft_interval_ms=self.draft_interval_ms,
-                                   parent=self)
-        session.level_measured.connect(self.recorder_bar.set_level)
-        session.elapsed_changed.connect(self.recorder_bar.set_elapsed)
-        session.state_changed.connect(self.recorder_bar.set_state)
-        session.draft_changed.connect(lambda segments, job_id=job.id: self._show_draft(job_id, segments))
-        session.ended.connect(lambda result, job_id=job.id: self._recording_ended(job_id, result))
-        try:
-            session.start()
-        except CaptureError as exc:
-            self.store.remove_job(job.id)
-            path.unlink(missing_ok=True)
-            session.deleteLater()
-            self._show_recording_error(str(exc))
-            return None
-        self.recording = session
-        self._drafts[job.id] = Transcript(TranscriptInfo(source=str(path)))
-        self.queue_model.add(job)
-        self.select_job(job.id)
-        self.statusBar().showMessage(f"Recording to {path}", 5000)
-        return job.id
-
-    def toggle_pause_recording(self) -> None:
-        if self.recording is None:
-            return
-        if self.recording.state == RecorderState.PAUSED:
-            self.recording.resume()
-        else:
-            self.recording.pause()
-
-    def stop_recording(self) -> None:
-        if self.recording is not None:
-            self.recording.stop()  # _recording_ended queues the file
-
-    def _show_draft(self, job_id: int, segments: tuple[Segment, ...]) -> None:
-        draft = self._drafts.get(job_id)
-        if draft is None or self._closing:
-            return
-        draft.replace_all(fit_after(0.0, segments))
-        if job_id == self.current_job_id():
-            self._update_job_header()
-
-    def _recording_ended(self, job_id: int, result: RecordingResult) -> None:
-        session, self.recording = self.recording, None
-        if session is not None:
-            session.deleteLater()
-        self.recorder_bar.set_state("idle")
-        if not self._known(job_id):
-            return  # closing (the job stays queued for the next start), or the job was removed
-        duration = format_duration(result.duration_s)
-        if result.duration_s <= 0:
-            self.store.remove_job(job_id)
-            self._drafts.pop(job_id, None)
-            self.queue_model.remove(job_id)
-            result.path.unlink(missing_ok=True)
-            self._show_recording_error(result.error or "nothing was recorded")
-            return
-        self.worker.enqueue(job_id, str(result.path))
-        if result.error:
-            self._show_recording_error(f"{result.error}. The {duration} recorded before that are kept in "
-                                       f"{result.path} and queued for transcription")
-        else:
-            self.statusBar().showMessage(f"Recorded {duration} to {result.path}; transcribing it in full.", 8000)
-        if job_id == self.current_job_id():
-            self._update_job_header()
-
-    def _show_recording_error(self, message: str) -> None:
-        text = f"Recording: {message}."
-        self.notice.show_message(text, "error")
-        self.statusBar().showMessage(text, 12_000)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _icon_path(name: str) -> str:

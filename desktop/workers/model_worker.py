@@ -37,6 +37,7 @@ from desktop.engine.events import (
     EngineJob,
     Event,
     JobCancelled,
+    JobEnd,
     JobFailed,
     JobFinished,
     JobProgress,
@@ -602,7 +603,7 @@ class ModelWorker(QObject):
                 if is_range:
                     self._range_event(event)
                     continue
-                if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                if isinstance(event, JobEnd):
                     with self._cond:
                         self._in_run.discard(event.job_id)
                         again = self._after_cancel.pop(event.job_id, None)
@@ -677,15 +678,17 @@ class ModelWorker(QObject):
     def _range_event(self, event: Event) -> None:
         with self._cond:
             request, segments = self._range_runs[event.job_id]
-            if isinstance(event, JobFinished | JobFailed | JobCancelled):
+            if isinstance(event, JobEnd):
                 del self._range_runs[event.job_id]
-        if isinstance(event, SegmentsDecoded):
-            segments.extend(event.segments)
-        elif isinstance(event, JobFinished):
-            self._post(RangeOutcome(request, tuple(segments)))
-        elif isinstance(event, JobFailed | JobCancelled):
-            reason = f"{request.source.name}: {event.reason}" if isinstance(event, JobFailed) else "the re-run was cancelled"
-            self._post(RangeOutcome(request, error=reason))
+        match event:
+            case SegmentsDecoded():
+                segments.extend(event.segments)
+            case JobFinished():
+                self._post(RangeOutcome(request, tuple(segments)))
+            case JobFailed():
+                self._post(RangeOutcome(request, error=f"{request.source.name}: {event.reason}"))
+            case JobCancelled():
+                self._post(RangeOutcome(request, error="the re-run was cancelled"))
 
     @staticmethod
     def _remember(

@@ -13,7 +13,7 @@ from desktop.workers.single_instance import HandOver
 
 
 def test_handed_over_files_are_queued_and_the_window_comes_back(qtbot, make_speech, tmp_path):
-    store = Store()
+    store = Store(owner=True)
     worker = ModelWorker(Settings())  # not started: the files wait in the queue
     window = MainWindow(store, worker, Settings(), settings_saver=lambda s: None)
     qtbot.addWidget(window)

@@ -24,7 +24,7 @@ class Window:
     """A window whose quit question is answered by the test; its worker starts only when asked to."""
 
     def __init__(self, qtbot, model=None, settings: Settings | None = None, answer: bool = False) -> None:
-        self.store = Store()
+        self.store = Store(owner=True)
         self.worker = ModelWorker(settings or Settings(), model)
         self.window = MainWindow(self.store, self.worker, settings or Settings(), settings_saver=lambda s: None)
         self.asked: list[int] = []
