@@ -45,9 +45,15 @@ sys.path.append(str(Path(__file__).resolve().parent))  # scoring.py, also where 
 
 from scoring import CHARACTER_LANGUAGES, Scores, score, unit  # noqa: E402
 
-from desktop.engine.engine import Engine  # noqa: E402
 from desktop.engine.events import EngineJob, JobFailed, JobFinished, SegmentsDecoded, TranscribeOptions  # noqa: E402
 from desktop.engine.loading import load_model  # noqa: E402
+
+try:
+    from desktop.engine import multi_gpu as multi_gpu_module  # noqa: E402
+    from desktop.engine.multi_gpu import open_engine  # noqa: E402
+except ImportError:  # an engine from before the split (--engine-from): its Engine drives every GPU itself
+    from desktop.engine import shards as multi_gpu_module  # type: ignore[no-redef]  # noqa: E402
+    from desktop.engine.engine import Engine as open_engine  # type: ignore[no-redef]  # noqa: E402
 
 # espeak-ng voices Whisper base understands; the others (pt, nl, ru, sv, much of it and fr) come out
 # as gibberish in every pipeline, so their WER measures hallucination handling, not accuracy.
@@ -128,7 +134,7 @@ def run_verbatim(loaded, paths, beam_size, batch_size, parallel_batches=None, pr
     texts = {i: [] for i in range(len(paths))}
     options = TranscribeOptions(beam_size=beam_size, batch_size=batch_size,
                                 temperatures=(0.0,) if no_fallback else TranscribeOptions().temperatures)
-    engine = Engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
+    engine = open_engine(loaded, parallel_batches=parallel_batches, prepare_workers=prepare_workers)
     engine.tracing = TRACE
     return engine, lambda: _run_engine(engine, paths, options, texts)
 
@@ -147,13 +153,16 @@ def _run_engine(engine, paths, options, texts):
     if TRACE:
         print_trace(engine.stats.trace)
     print(f"  verbatim phases: {engine.stats.summary()}; batches of at most {limits.chunks} chunks, {limits.seconds} s")
-    for summary in engine.shard_summaries:
+    # (an engine from before the split named them after shards)
+    summaries = getattr(engine, "process_summaries", None) or getattr(engine, "shard_summaries", [])
+    taken = getattr(engine, "process_of_job", None) or getattr(engine, "shard_of_job", {})
+    for summary in summaries:
         print(f"  shard {summary}")
-    if engine.shard_summaries:
-        takers = Counter(engine.shard_of_job.values())
+    if summaries:
+        takers = Counter(taken.values())
         print(f"  files per engine process: {', '.join(f'{k} {v}' for k, v in sorted(takers.items()))}")
         last: dict[str, float] = {}
-        for job, shard in engine.shard_of_job.items():
+        for job, shard in taken.items():
             last[shard] = max(last.get(shard, 0.0), finished_at.get(job, 0.0))
         print(f"  last file finished per engine process: {', '.join(f'{k} {v:.2f} s' for k, v in sorted(last.items()))}")
     return [" ".join(texts[i]) for i in range(len(paths))]
@@ -321,8 +330,8 @@ def main() -> None:
 
     import ctranslate2
 
+    default_jobs_ahead = multi_gpu_module.MAX_JOBS_AHEAD
     from desktop.engine.prepare import WORKER_NICENESS as default_niceness
-    from desktop.engine.shards import MAX_JOBS_AHEAD as default_jobs_ahead
 
     for name in args.pipelines.split(","):
         # Temperature fallback samples: the same seed for every pipeline makes runs comparable.
@@ -344,9 +353,7 @@ def main() -> None:
             from desktop.engine import prepare
 
             prepare.WORKER_NICENESS = settings.get("ni", default_niceness)
-            from desktop.engine import shards
-
-            shards.MAX_JOBS_AHEAD = settings.get("ja", default_jobs_ahead)
+            multi_gpu_module.MAX_JOBS_AHEAD = settings.get("ja", default_jobs_ahead)
             batch_size = int(spec[0] or 0) or args.batch_size
             engine, run = run_verbatim(loaded, paths, args.beam_size, batch_size,
                                        settings.get("pb", args.parallel_batches),

@@ -172,7 +172,7 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
     model = _load_model(args, progress)
     if model is None:
         return 1
-    from desktop.engine.engine import Engine
+    from desktop.engine.multi_gpu import open_engine
 
     language_supported = set(model.whisper.supported_languages)
     if options.language and options.language not in language_supported:
@@ -181,7 +181,7 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
 
     cancel = threading.Event()
     previous_handler = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    engine = Engine(model)
+    engine = open_engine(model)
     by_id = {item.job_id: item for item in inputs}
     export_options = ExportOptions(txt_timestamps=args.txt_timestamps)
     started_at = time.monotonic()

@@ -147,7 +147,7 @@ class DraftTranscriber:
         self.model = model
         self.options = options
         # On the CPU stage in this process, one batch at a time: a draft is a few seconds of audio.
-        self._engine = Engine(model, prepare_workers=1, parallel_batches=1, prepare_in_processes=False, remote_shards=())
+        self._engine = Engine(model, prepare_workers=1, parallel_batches=1, prepare_in_processes=False)
 
     def transcribe(self, request: DraftRequest, cancel: threading.Event | None = None) -> DraftResult:
         from pathlib import Path

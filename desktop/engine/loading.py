@@ -28,7 +28,7 @@ class LoadedModel:
     whisper: Any  # faster_whisper.WhisperModel
     device_indices: tuple[int, ...] = (0,)  # the GPUs of `whisper`, in this process
     workers_per_gpu: int = 1
-    # Further GPUs, each served by an engine process of its own with its own replica (engine/shards.py).
+    # Further GPUs, each served by an engine process of its own with its own replica (engine/multi_gpu.py).
     shard_gpus: tuple[int, ...] = ()
     # Free memory on each of device_indices just after the weights loaded (None: unknown, or not read):
     # the engine sizes batches by it. Read here, once, because later the caching allocator's idle

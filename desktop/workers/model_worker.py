@@ -93,9 +93,9 @@ def _default_loader(name: str, **kwargs: Any) -> Any:
 
 
 def _default_engine(model: Any) -> Any:
-    from desktop.engine.engine import Engine
+    from desktop.engine.multi_gpu import open_engine
 
-    return Engine(model)
+    return open_engine(model)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from desktop.engine.engine import Engine, _Decoded, _Item, _JobState, _Prepared
+from desktop.engine.alignment import to_segments
+from desktop.engine.decoding import Decoded
+from desktop.engine.engine import Engine
 from desktop.engine.events import (
     EngineJob,
     JobFailed,
@@ -20,6 +22,7 @@ from desktop.engine.events import (
     TranscribeOptions,
 )
 from desktop.engine.prepare import Chunk
+from desktop.engine.scheduler import Item, JobState, Prepared
 from tests.damaged_media import (
     damaged,
     delayed_audio_video,
@@ -115,25 +118,24 @@ def test_no_speech_is_told_not_a_silent_empty_transcript(loaded_model, tmp_path)
 def test_no_cue_ends_after_the_file(loaded_model):
     """A word the model times at the very end (a hallucination on the last frames) still gets a cue of
     its own, ending at the file's end, not 20 ms after it."""
-    engine = Engine(loaded_model)
     duration_s = 2.425
     from faster_whisper.vad import SpeechTimestampsMap
 
-    prepared = _Prepared(
+    prepared = Prepared(
         duration_s=duration_s,
         chunks=[Chunk(0, np.zeros((80, 243), np.float32), 0.0, duration_s, duration_s)],
         timeline=SpeechTimestampsMap([{"start": 0, "end": int(duration_s * 16000)}], 16000),
         start_at_s=0.0,
     )
-    state = _JobState(EngineJob(0, Path("x.wav")), Future(), prepared=prepared)
+    state = JobState(EngineJob(0, Path("x.wav")), Future(), prepared=prepared)
     words = [
         {"word": " Hello", "start": 0.5, "end": 1.0, "probability": 0.9},
         {"word": " world.", "start": 1.0, "end": 1.5, "probability": 0.9},
         {"word": " Thanks.", "start": duration_s, "end": duration_s, "probability": 0.2},
     ]
-    result = _Decoded(tokens=[1, 2, 3], avg_logprob=-0.3, no_speech_prob=0.1, text="Hello world. Thanks.",
+    result = Decoded(tokens=[1, 2, 3], avg_logprob=-0.3, no_speech_prob=0.1, text="Hello world. Thanks.",
                       words=words)
-    segments = engine._to_segments(_Item(state, prepared.chunks[0]), result, TranscribeOptions(word_timestamps=True))
+    segments = to_segments(Item(state, prepared.chunks[0]), result, TranscribeOptions(word_timestamps=True))
     assert [s.text for s in segments] == ["Hello world.", "Thanks."]
     assert all(s.start_s < s.end_s <= duration_s for s in segments), segments
     assert all(w.end_s <= duration_s for s in segments for w in s.words)

@@ -12,7 +12,9 @@ import pytest
 import soundfile
 
 from desktop.core.segment import Word
-from desktop.engine.engine import Engine, encoder_window, group_words
+from desktop.engine.alignment import group_words
+from desktop.engine.decoding import encoder_window
+from desktop.engine.engine import Engine
 from desktop.engine.events import (
     EngineJob,
     JobCancelled,
@@ -274,16 +276,19 @@ def test_preparing_in_worker_processes_gives_the_same_result(loaded_model, make_
 def test_output_past_the_token_allowance_counts_as_a_loop(loaded_model):
     from dataclasses import replace
 
-    from desktop.engine.engine import _Decoded, _Item, _JobState, _token_allowance
+    from desktop.engine.decoding import Decoded as _Decoded
+    from desktop.engine.decoding import token_allowance as _token_allowance
     from desktop.engine.prepare import Chunk
+    from desktop.engine.scheduler import Item as _Item
+    from desktop.engine.scheduler import JobState as _JobState
 
     options = TranscribeOptions()
     engine = Engine(loaded_model)
     fine = _Decoded(tokens=[1] * 20, avg_logprob=-0.2, no_speech_prob=0.01, text="fine", compression_ratio=1.2)
-    assert not engine._needs_fallback(fine, options)
-    assert engine._needs_fallback(replace(fine, runaway=True), options)
+    assert not engine.decoder.needs_fallback(fine, options)
+    assert engine.decoder.needs_fallback(replace(fine, runaway=True), options)
     # A silent chunk is never retried, loop or not.
-    assert not engine._needs_fallback(replace(fine, runaway=True, no_speech_prob=0.9, avg_logprob=-1.5), options)
+    assert not engine.decoder.needs_fallback(replace(fine, runaway=True, no_speech_prob=0.9, avg_logprob=-1.5), options)
     chunk = Chunk(index=0, features=np.zeros((80, 3000), np.float32), offset_s=0.0, duration_s=4.0, end_s=4.0)
     item = _Item(_JobState(EngineJob(0, Path("x")), future=None), chunk)  # type: ignore[arg-type]
     assert 100 <= _token_allowance(item) <= 150  # 4 s of speech never needs the model's 448 tokens
@@ -313,7 +318,7 @@ def test_out_of_memory_halves_the_batch_and_fails_no_job(loaded_model, make_spee
     reference = run(loaded_model, jobs, options)
 
     engine = Engine(loaded_model)
-    real_generate = engine._generate
+    real_generate = engine.decoder.generate
     sizes: list[int] = []
 
     def generate_on_a_small_card(batch, opts, frames):
@@ -324,7 +329,7 @@ def test_out_of_memory_halves_the_batch_and_fails_no_job(loaded_model, make_spee
             raise RuntimeError("CUDA failed with error out of memory")
         return real_generate(batch, opts, frames)
 
-    monkeypatch.setattr(engine, "_generate", generate_on_a_small_card)
+    monkeypatch.setattr(engine.decoder, "generate", generate_on_a_small_card)
     events = list(engine.run(jobs, options, threading.Event()))
     # Batches of several items were tried (files finish preparing at different times, so their size
     # varies) and went on in halves down to single items.
@@ -355,7 +360,7 @@ def test_a_gpu_failure_ends_the_run_but_a_cpu_failure_fails_the_jobs(loaded_mode
     def broken_card(batch, opts, frames):
         raise RuntimeError("CUDA failed with error an illegal memory access was encountered")
 
-    monkeypatch.setattr(engine, "_generate", broken_card)
+    monkeypatch.setattr(engine.decoder, "generate", broken_card)
     jobs = [EngineJob(0, make_speech(EN_TEXT, "en")), EngineJob(1, make_speech(DE_TEXT, "de"))]
     if raises:
         with pytest.raises(DeviceFailure, match="the GPU failed: CUDA failed with error an illegal memory"):
@@ -372,7 +377,7 @@ def test_a_gpu_failure_ends_the_run_but_a_cpu_failure_fails_the_jobs(loaded_mode
       "EXECUTION_FAILED", True), ("out of memory", True), ("the file is empty (0 bytes)", False)],
 )
 def test_what_counts_as_a_device_error(message, expected):
-    from desktop.engine.engine import is_device_error
+    from desktop.engine.decoding import is_device_error
 
     assert is_device_error(RuntimeError(message)) is expected
     assert is_device_error(ValueError(message)) is False
@@ -381,8 +386,10 @@ def test_what_counts_as_a_device_error(message, expected):
 def test_fallback_at_once_keeps_the_first_temperature_that_passes(loaded_model, monkeypatch):
     """Sampling every temperature together (the GPU's way) chooses exactly what sampling them in turn
     chooses: for each item the first temperature whose text passes, else the best attempt."""
-    from desktop.engine.engine import _Decoded, _Item, _JobState
+    from desktop.engine.decoding import Decoded as _Decoded
     from desktop.engine.prepare import Chunk
+    from desktop.engine.scheduler import Item as _Item
+    from desktop.engine.scheduler import JobState as _JobState
 
     options = TranscribeOptions()  # temperatures 0.0, 0.2, ... 1.0
     good = lambda text, lp: _Decoded(tokens=[1] * 5, avg_logprob=lp, no_speech_prob=0.0, text=text,  # noqa: E731
@@ -407,14 +414,14 @@ def test_fallback_at_once_keeps_the_first_temperature_that_passes(loaded_model, 
         rows = [batch.index(item) for item in items]
         return lambda: [plan[temperature][row] for row in rows]
 
-    monkeypatch.setattr(engine, "_start_generate", start)
+    monkeypatch.setattr(engine.decoder, "start_generate", start)
     first = [bad("a0", -0.3), bad("b0", -0.4), bad("c0", -0.5)]
     outputs = np.zeros((3, 1500, 512), np.float32)
     chosen = {}
     for way in ("in_turn", "at_once"):
         decoded = list(first)
         attempts = [[d] for d in decoded]
-        getattr(engine, f"_fallback_{way}")(batch, decoded, attempts, outputs, options)
+        getattr(engine.decoder, {"in_turn": "fallback_in_turn", "at_once": "fallback_together"}[way])(batch, decoded, attempts, outputs, options)
         chosen[way] = [d.text for d in decoded], [[a.text for a in item] for item in attempts]
     assert chosen["at_once"] == chosen["in_turn"]
     texts, attempts_texts = chosen["at_once"]
@@ -442,8 +449,10 @@ def test_fallback_at_once_on_the_real_model(loaded_model, make_speech):
 def test_fallback_at_once_waits_for_every_decode_before_a_failure_surfaces(loaded_model, monkeypatch):
     """An out-of-memory error in one temperature's decode is raised (the batch is then halved) only after
     the other temperatures' decodes have ended: the halved retry must not share the GPU with them."""
-    from desktop.engine.engine import _Decoded, _Item, _JobState
+    from desktop.engine.decoding import Decoded as _Decoded
     from desktop.engine.prepare import Chunk
+    from desktop.engine.scheduler import Item as _Item
+    from desktop.engine.scheduler import JobState as _JobState
 
     chunk = Chunk(index=0, features=np.zeros((80, 100), np.float32), offset_s=0.0, duration_s=1.0, end_s=1.0)
     batch = [_Item(_JobState(EngineJob(0, Path("x")), future=None), chunk)]  # type: ignore[arg-type]
@@ -459,23 +468,26 @@ def test_fallback_at_once_waits_for_every_decode_before_a_failure_surfaces(loade
             return [result]
         return finish
 
-    monkeypatch.setattr(engine, "_start_generate", start)
+    monkeypatch.setattr(engine.decoder, "start_generate", start)
     failed = _Decoded(tokens=[1], avg_logprob=-3.0, no_speech_prob=0.0, text="b", compression_ratio=1.0)
     with pytest.raises(RuntimeError, match="out of memory"):
-        engine._fallback_at_once(batch, [failed], [[failed]], np.zeros((1, 1500, 512), np.float32),
+        engine.decoder.fallback_together(batch, [failed], [[failed]], np.zeros((1, 1500, 512), np.float32),
                                  TranscribeOptions())
     assert waited == [0.2, 0.4, 0.6, 0.8, 1.0]
 
 
-def test_the_gpu_warm_up_runs_once_per_loaded_model(loaded_model, monkeypatch):
-    """The app makes an engine per run; the workers' warm-up batch belongs to the model, not the engine."""
-    calls = []
-    monkeypatch.setattr(Engine, "_warm_gpu_workers", lambda self: calls.append(self))
-    first, second = Engine(loaded_model), Engine(loaded_model)
-    warming = first._warm_once()
-    assert second._warm_once() is warming
+def test_the_gpu_warm_up_runs_once_per_loaded_model(loaded_model):
+    """The app makes an engine per run; the workers' warm-up batch belongs to the model's host, not the engine."""
+    from dataclasses import replace
+
+    model = replace(loaded_model, name="warm-up test")  # a model of its own: a host of its own
+    calls: list[int] = []
+    first, second = Engine(model), Engine(model)
+    assert first.host is second.host
+    warming = first.host.warm_once(lambda: calls.append(1))
+    assert second.host.warm_once(lambda: calls.append(2)) is warming
     assert warming.result(timeout=10) is None
-    assert len(calls) == 1
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("multilingual", [True, False])
@@ -518,7 +530,7 @@ def test_the_gpu_warm_up_goes_through_every_call_a_run_makes(loaded_model, monke
 
 
 def test_encoder_windows_follow_the_chunk_alone():
-    from desktop.engine.engine import encoder_window
+    from desktop.engine.decoding import encoder_window
 
     assert encoder_window(700, 256) == 1000  # a 7 s chunk: a 10 s window
     assert encoder_window(750, 256) == 1500  # its margin never below 256 frames
@@ -535,13 +547,13 @@ def test_a_files_text_does_not_depend_on_its_batch(loaded_model, make_speech, mo
     engine = Engine(loaded_model)
     assert engine.encoder_margin_frames is not None
     windows: list[int] = []
-    real_encode = engine._encode
+    real_encode = engine.decoder.encode
 
     def encode(features):
         windows.append(features.shape[-1])
         return real_encode(features)
 
-    monkeypatch.setattr(engine, "_encode", encode)
+    monkeypatch.setattr(engine.decoder, "encode", encode)
     alone = list(engine.run([EngineJob(0, short)], options, threading.Event()))
     assert len(windows) == 1 and windows[0] <= 1000  # about 3 s of speech: a 5 or 10 s window, not 30 s
     windows.clear()
@@ -556,66 +568,21 @@ def test_cpu_batches_hold_eight_chunks_after_a_first_of_four(loaded_model, make_
     files = [make_speech(text, voice) for text, voice in texts] * 4
     engine = Engine(loaded_model)
     sizes: list[int] = []
-    real_compute = engine._compute_batch
+    real_compute = engine.decoder.compute_batch
 
     def compute(batch, options):
         sizes.append(len(batch))
         return real_compute(batch, options)
 
-    monkeypatch.setattr(engine, "_compute_batch", compute)
+    monkeypatch.setattr(engine.decoder, "compute_batch", compute)
     events = list(engine.run([EngineJob(i, f) for i, f in enumerate(files)], TranscribeOptions(temperatures=(0.0,)),
                              threading.Event()))
     assert len([e for e in events if isinstance(e, JobFinished)]) == len(files)
     assert max(sizes) == 8, sizes
 
 
-def test_the_first_cpu_batch_takes_half_even_when_more_is_ready(loaded_model, monkeypatch):
-    """The scheduler alone (its stages replaced): twelve files, all ready when it first looks, go out as 4
-    then 8."""
-    from concurrent.futures import wait as futures_wait
-
-    from faster_whisper.vad import SpeechTimestampsMap
-
-    from desktop.engine.engine import _Decoded, _Prepared
-    from desktop.engine.prepare import Chunk
-
-    engine = Engine(loaded_model)
-    speech = [{"start": 0, "end": 3 * 16000}]
-    prepared_all = threading.Semaphore(0)
-
-    def prepare(job, options):
-        prepared_all.release()
-        features = np.zeros((80, 300), np.float32)
-        return _Prepared(3.0, [Chunk(0, features, 0.0, 3.0, 3.0)], SpeechTimestampsMap(speech, 16000), 0.0)
-
-    real_ready_fills = engine._ready_fills
-    first_look = threading.Event()
-
-    def ready_fills(states, limits):
-        if not first_look.is_set():  # hold the scheduler's first look until every file is ready
-            first_look.set()
-            for _ in range(12):
-                assert prepared_all.acquire(timeout=30)
-            futures_wait([state.future for state in states], timeout=30)
-        return real_ready_fills(states, limits)
-
-    sizes: list[int] = []
-
-    def compute(batch, options):
-        sizes.append(len(batch))
-        return [_Decoded(tokens=[], avg_logprob=-0.1, no_speech_prob=0.0) for _ in batch]
-
-    monkeypatch.setattr(engine, "_prepare", prepare)
-    monkeypatch.setattr(engine, "_ready_fills", ready_fills)
-    monkeypatch.setattr(engine, "_compute_batch", compute)
-    events = list(engine.run([EngineJob(i, Path(f"{i}.wav")) for i in range(12)], TranscribeOptions(),
-                             threading.Event()))
-    assert sum(isinstance(e, JobFinished) for e in events) == 12
-    assert sizes == [4, 8]
-
-
 def test_a_jobs_first_chunk_is_decoded_before_its_later_ones_across_windows():
-    from desktop.engine.engine import window_order
+    from desktop.engine.decoding import window_order
 
     # Job 1's last chunk (30 s window), then job 2's first chunk (10 s) and second (30 s): the 10 s part
     # goes first, so job 2's language comes from its first chunk.

@@ -6,25 +6,16 @@ import ctypes.util
 import math
 import os
 import threading
-from concurrent.futures import Future
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
+from desktop.engine import decoding, gpu_memory
 from desktop.engine import engine as engine_module
-from desktop.engine import gpu_memory
-from desktop.engine.engine import (
-    AUTO_GPU_BATCH_CHUNKS,
-    AUTO_GPU_BATCH_S,
-    BatchLimits,
-    Engine,
-    _JobState,
-    _Prepared,
-)
+from desktop.engine.engine import AUTO_GPU_BATCH_CHUNKS, AUTO_GPU_BATCH_S, Engine
 from desktop.engine.events import EngineJob, JobFinished, SegmentsDecoded, TranscribeOptions
 from desktop.engine.gpu_memory import DecoderShape, bytes_per_chunk, chunks_that_fit, decoder_shape
-from desktop.engine.prepare import Chunk
+from desktop.engine.scheduler import BatchLimits
 
 
 def test_the_bundled_models_decoder_shape_is_read_from_its_variable_table(base_model_dir):
@@ -70,7 +61,7 @@ def gpu_engine(loaded_model, **changes):
 
 def test_gpu_batches_are_sized_by_seconds_and_capped_by_free_memory(loaded_model, monkeypatch):
     options = TranscribeOptions()
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
     assert gpu_engine(loaded_model).batch_limits(options) == BatchLimits(AUTO_GPU_BATCH_CHUNKS, AUTO_GPU_BATCH_S)
     # A user's batch size is a count of chunks.
     assert gpu_engine(loaded_model).batch_limits(replace(options, batch_size=8)) == BatchLimits(8, math.inf)
@@ -79,40 +70,18 @@ def test_gpu_batches_are_sized_by_seconds_and_capped_by_free_memory(loaded_model
     # float32 activations, four bytes a value, though its description says float16.
     assert loaded_model.whisper.model.compute_type == "int8_float32"
     per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), options.beam_size, value_bytes=4)
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: {0: 100 * per_chunk, 1: 30 * per_chunk}[index])
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: {0: 100 * per_chunk, 1: 30 * per_chunk}[index])
     small = gpu_engine(loaded_model, device_indices=(0, 1)).batch_limits(options)
     assert small == BatchLimits(int(30 * gpu_memory.USABLE_SHARE), AUTO_GPU_BATCH_S)  # the smaller card decides
     assert gpu_engine(loaded_model).batch_limits(replace(options, batch_size=64)).chunks == 40
     # On the CPU: a count, and no memory question asked.
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: pytest.fail("asked the CPU for GPU memory"))
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: pytest.fail("asked the CPU for GPU memory"))
     assert Engine(loaded_model).batch_limits(options) == BatchLimits(8, math.inf)
-
-
-def prepared_state(job_id: int, durations: list[float]) -> _JobState:
-    chunks = [Chunk(index=i, features=np.zeros((80, 10), np.float32), offset_s=0.0, duration_s=d, end_s=0.0)
-              for i, d in enumerate(durations)]
-    future: Future = Future()
-    prepared = _Prepared(duration_s=sum(durations), chunks=chunks, timeline=None, start_at_s=0.0)
-    future.set_result(prepared)
-    return _JobState(EngineJob(job_id, None), future, prepared=prepared)
-
-
-def test_a_batch_takes_chunks_in_queue_order_until_seconds_or_count_run_out(loaded_model):
-    engine = Engine(loaded_model)
-    states = [prepared_state(0, [5.0, 5.0]), prepared_state(1, [4.0, 30.0]), prepared_state(2, [3.0])]
-    batch = engine._next_batch(states, BatchLimits(chunks=10, seconds=14.0), [])
-    # 5 + 5 + 4 = 14 s: the batch is full by seconds with three chunks, in queue order.
-    assert [(i.state.job.job_id, i.chunk.index) for i in batch] == [(0, 0), (0, 1), (1, 0)]
-    batch = engine._next_batch(states, BatchLimits(chunks=1, seconds=math.inf), [])
-    assert [(i.state.job.job_id, i.chunk.index) for i in batch] == [(1, 1)]
-    assert engine._ready_fills(states, BatchLimits(chunks=2, seconds=math.inf)) is False  # one chunk left
-    assert engine._ready_fills(states, BatchLimits(chunks=9, seconds=3.0)) is True
-    assert engine._next_batch(states, None, []) == []  # settling only
 
 
 def test_two_workers_on_a_card_share_its_memory(loaded_model, monkeypatch):
     per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), 5, value_bytes=4)  # int8_float32, as above
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: 100 * per_chunk)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 100 * per_chunk)
     one = gpu_engine(loaded_model).batch_limits(TranscribeOptions()).chunks
     two = gpu_engine(loaded_model, workers_per_gpu=2).batch_limits(TranscribeOptions()).chunks
     assert one == 40 and two == 20
@@ -122,9 +91,9 @@ def test_batches_are_sized_by_the_memory_free_when_the_model_loaded(loaded_model
     """The caching allocator's idle blocks count as used: an engine made after a run must not read the
     card again and size its batches smaller."""
     per_chunk = bytes_per_chunk(decoder_shape(loaded_model.path), 5, value_bytes=4)  # int8_float32, as above
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: pytest.fail("read the card again"))
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: pytest.fail("read the card again"))
     assert gpu_engine(loaded_model, gpu_free_bytes=(100 * per_chunk,)).batch_limits(TranscribeOptions()).chunks == 40
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: 30 * per_chunk)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: 30 * per_chunk)
     assert gpu_engine(loaded_model, gpu_free_bytes=(100 * per_chunk, None)).batch_limits(TranscribeOptions()).chunks \
         == AUTO_GPU_BATCH_CHUNKS  # one card unknown: no memory cap, as when the driver will not say
 
@@ -132,7 +101,7 @@ def test_batches_are_sized_by_the_memory_free_when_the_model_loaded(loaded_model
 def test_the_gpu_schedule_gives_the_cpu_schedules_events(loaded_model, make_speech, monkeypatch):
     """The GPU path's scheduling (opening shares, seconds, several batches in flight), run on the CPU model:
     every job gets the same events and text as the CPU schedule gives it, in order."""
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
     files = [make_speech(text, lang) for text, lang in [
         ("The quick brown fox jumps over the lazy dog.", "en"),
         ("Guten Tag. Das ist ein Test der Spracherkennung auf Deutsch.", "de"),
@@ -145,7 +114,7 @@ def test_the_gpu_schedule_gives_the_cpu_schedules_events(loaded_model, make_spee
     on_cpu = list(Engine(loaded_model).run(jobs, options, threading.Event()))
     scheduled = replace(loaded_model, device="cuda", compute_type="float16")
     engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=3, prepare_workers=2)
-    engine.encoder_margin_frames = engine_module.ENCODER_MARGIN_FRAMES  # the CPU's windows: only the schedule differs
+    engine.encoder_margin_frames = decoding.ENCODER_MARGIN_FRAMES  # the CPU's windows: only the schedule differs
     on_gpu_schedule = list(engine.run(jobs, options, threading.Event()))
     assert engine.stats.batches >= 3  # the opening shares split four files over three batches or more
     for job_id in range(len(files)):
@@ -155,37 +124,6 @@ def test_the_gpu_schedule_gives_the_cpu_schedules_events(loaded_model, make_spee
         text = lambda events: " ".join(  # noqa: E731
             s.text for e in events if isinstance(e, SegmentsDecoded) for s in e.segments)
         assert text(ours) == text(theirs)
-
-
-def test_waiting_for_a_slow_file_does_not_spin(loaded_model, make_speech, monkeypatch):
-    """One file is ready, the next takes a while to prepare: the loop waits on that one (it used to
-    spin on the ready file's finished future and starve the decoder threads)."""
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
-    scheduled = replace(loaded_model, device="cuda", compute_type="float16")
-    engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=3, prepare_workers=2)
-    real_prepare = engine._prepare
-    slow_file = threading.Event()
-
-    def prepare(job, options):
-        if job.job_id == 1:
-            slow_file.wait(0.6)  # a long file's decoding, as the loop sees it
-        return real_prepare(job, options)
-
-    calls = {"n": 0}
-    real_ready_fills = Engine._ready_fills
-
-    def counting(states, limits):
-        calls["n"] += 1
-        return real_ready_fills(states, limits)
-
-    monkeypatch.setattr(engine, "_prepare", prepare)
-    monkeypatch.setattr(engine, "_ready_fills", counting)
-    speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
-    events = list(engine.run([EngineJob(0, speech), EngineJob(1, speech)], TranscribeOptions(temperatures=(0.0,)),
-                             threading.Event()))
-    assert sum(isinstance(e, JobFinished) for e in events) == 2
-    # About one pass per 50 ms wait while the slow file prepares; a spinning loop makes thousands.
-    assert calls["n"] < 200, calls
 
 
 def test_workers_per_gpu_grow_for_a_small_model_on_roomy_cards(base_model_dir, tmp_path):
@@ -263,10 +201,10 @@ def test_the_users_allocator_choice_is_kept(allocator_environment, monkeypatch):
 def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech, monkeypatch):
     """Batches are emitted in the order sent, but a finished one frees its decoder at once: while the
     first batch is still decoding (a fallback, say), the third goes to the decoder the second freed."""
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
     scheduled = replace(loaded_model, device="cuda", compute_type="float16")
     engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
-    real_compute = engine._compute_batch
+    real_compute = engine.decoder.compute_batch
     third_started = threading.Event()
     started: list[int] = []
     lock = threading.Lock()
@@ -283,7 +221,7 @@ def test_a_slow_batch_does_not_hold_the_decoders_free(loaded_model, make_speech,
             assert third_started.wait(20), "the third batch waited for the first"
         return real_compute(batch, options)
 
-    monkeypatch.setattr(engine, "_compute_batch", compute)
+    monkeypatch.setattr(engine.decoder, "compute_batch", compute)
     speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
     jobs = [EngineJob(i, speech) for i in range(4)]
     events = list(engine.run(jobs, TranscribeOptions(batch_size=1, temperatures=(0.0,)), threading.Event()))
@@ -297,14 +235,14 @@ def test_files_sent_to_a_decoder_do_not_hold_back_the_read_ahead(loaded_model, m
     """The read-ahead bounds files waiting to be sent, not files already sent: while the first batch
     decodes, later files are still prepared. Counting sent files, a queue of short files was capped at
     192 files between preparation and emission, whatever the number of GPUs."""
-    monkeypatch.setattr(engine_module, "free_bytes", lambda index: None)
+    monkeypatch.setattr(gpu_memory, "free_bytes", lambda index: None)
     scheduled = replace(loaded_model, device="cuda", compute_type="float16")
     engine = Engine(scheduled, prepare_in_processes=False, parallel_batches=2, prepare_workers=2)
     options = TranscribeOptions(batch_size=1, temperatures=(0.0,))
     limits = engine.batch_limits(options)
     read_ahead = max(8, 2 * limits.chunks)  # the engine's limit on files waiting: 8 here
     last = read_ahead + 2
-    real_prepare, real_compute = engine._prepare, engine._compute_batch
+    real_prepare, real_compute = engine._prepare, engine.decoder.compute_batch
     last_prepared = threading.Event()
     first = threading.Lock()
 
@@ -320,7 +258,7 @@ def test_files_sent_to_a_decoder_do_not_hold_back_the_read_ahead(loaded_model, m
         return real_compute(batch, options)
 
     monkeypatch.setattr(engine, "_prepare", prepare)
-    monkeypatch.setattr(engine, "_compute_batch", compute)
+    monkeypatch.setattr(engine.decoder, "compute_batch", compute)
     speech = make_speech("The quick brown fox jumps over the lazy dog.", "en")
     jobs = [EngineJob(i, speech) for i in range(last + 1)]
     events = list(engine.run(jobs, options, threading.Event()))

@@ -31,9 +31,9 @@ engine = Engine(model)
 audio = np.tile(decode(sys.argv[1]), 8)
 chunks = [model.whisper.feature_extractor(audio[i * 480000 : (i + 1) * 480000])[:, :3000] for i in range(8)]
 features = padded_features(chunks)
-engine._encode(features[:1])  # the encoder's first-call allocations, before the measure
+engine.decoder.encode(features[:1])  # the encoder's first-call allocations, before the measure
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-output = engine._encode(features)
+output = engine.decoder.encode(features)
 extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 whole = np.asarray(model.whisper.model.encode(get_ctranslate2_storage(features), to_cpu=True))
 print(json.dumps({"extra_mb": extra_mb, "same": bool(np.array_equal(output, whole)), "shape": output.shape}))

@@ -109,7 +109,7 @@ def test_chunks_carry_their_own_frames_and_batch_padded(make_speech, loaded_mode
     batched, it reads exactly as faster-whisper's padded features."""
     from faster_whisper.audio import pad_or_trim
 
-    from desktop.engine.engine import padded_features
+    from desktop.engine.decoding import padded_features
 
     clip = make_speech("The horizon seems extremely distant.", rate=16000)
     with ThreadPoolExecutor(2) as pool:

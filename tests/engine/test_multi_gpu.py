@@ -1,4 +1,4 @@
-"""Engine processes per extra GPU (shards), exercised with CPU shards of the real model: they share the
+"""Engine processes per extra GPU (multi_gpu, "shards" below), exercised with CPU shards of the real model: they share the
 queue, give the text this process gives, cancel, and a dead shard ends the run as a device failure."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from desktop.engine.events import (
     SegmentsDecoded,
     TranscribeOptions,
 )
-from desktop.engine.shards import ShardSpec, stop_shards
+from desktop.engine.host import host_of
+from desktop.engine.multi_gpu import MultiGpuEngine, ProcessSpec, stop_engine_processes
 
 pytestmark = pytest.mark.model
 
@@ -35,10 +36,10 @@ READY_S = 120
 @pytest.fixture
 def shard_engine(loaded_model):
     """An engine on the CPU model with one remote CPU shard, both ready; the shard stops afterwards."""
-    engine = Engine(loaded_model, remote_shards=[ShardSpec("cpu", 0)])
+    engine = MultiGpuEngine(loaded_model, processes=[ProcessSpec("cpu", 0)])
     assert engine.wait_ready(timeout_s=READY_S)
     yield engine
-    stop_shards(loaded_model.whisper)
+    stop_engine_processes(host_of(loaded_model))
 
 
 @pytest.fixture
@@ -58,8 +59,8 @@ def texts_by_job(events) -> dict[int, str]:
 def test_a_shard_shares_the_queue_and_gives_the_same_text(loaded_model, shard_engine, queue_files):
     jobs = [EngineJob(i, f) for i, f in enumerate(queue_files)]
     events = list(shard_engine.run(jobs, OPTIONS, threading.Event()))
-    assert set(shard_engine.shard_of_job.values()) == {"local", ShardSpec("cpu", 0).name}
-    assert len(shard_engine.shard_summaries) == 1 and "batches" in shard_engine.shard_summaries[0]
+    assert set(shard_engine.process_of_job.values()) == {"local", ProcessSpec("cpu", 0).name}
+    assert len(shard_engine.process_summaries) == 1 and "batches" in shard_engine.process_summaries[0]
     for job in jobs:
         own = [e for e in events if e.job_id == job.job_id]
         assert isinstance(own[0], JobStarted) and isinstance(own[-1], JobFinished), own
@@ -67,7 +68,7 @@ def test_a_shard_shares_the_queue_and_gives_the_same_text(loaded_model, shard_en
     # The same model and input give the same text in either process.
     alone = list(Engine(loaded_model).run(jobs, OPTIONS, threading.Event()))
     assert texts_by_job(events) == texts_by_job(alone)
-    remote = [job for job, taker in shard_engine.shard_of_job.items() if taker != "local"]
+    remote = [job for job, taker in shard_engine.process_of_job.items() if taker != "local"]
     assert remote and all(texts_by_job(events)[job] for job in remote)
 
 
@@ -79,7 +80,7 @@ def test_cancelling_ends_every_shards_jobs(shard_engine, queue_files):
         if isinstance(event, JobFinished):
             cancel.set()
     ended = [e.job_id for e in seen if isinstance(e, JobFinished | JobCancelled)]
-    taken = shard_engine.shard_of_job
+    taken = shard_engine.process_of_job
     # Every job handed to a shard ends exactly once; jobs never handed out never start.
     assert sorted(ended) == sorted(taken)
     assert any(isinstance(e, JobCancelled) for e in seen)
@@ -89,46 +90,46 @@ def test_cancelling_ends_every_shards_jobs(shard_engine, queue_files):
 
 
 def test_a_shard_that_dies_mid_run_is_a_device_failure(loaded_model, shard_engine, queue_files):
-    shard = shard_engine._remotes[0]
+    shard = shard_engine.processes[0]
     name = shard.spec.name
     seen = []
     with pytest.raises(DeviceFailure, match=f"the engine process for {name} stopped"):
         for event in shard_engine.run([EngineJob(i, f) for i, f in enumerate(queue_files * 2)], OPTIONS,
                                       threading.Event()):
             seen.append(event)
-            if shard_engine.shard_of_job.get(event.job_id) == name:
+            if shard_engine.process_of_job.get(event.job_id) == name:
                 shard.process.kill()
     # The jobs this process was working on are not cancelled: the app resumes every unfinished job on the CPU.
     assert not [e for e in seen if isinstance(e, JobCancelled)]
     # The next engine for the model starts a new shard in its place.
-    engine = Engine(loaded_model, remote_shards=[ShardSpec("cpu", 0)])
-    assert engine._remotes[0] is not shard and engine.wait_ready(timeout_s=READY_S)
+    engine = MultiGpuEngine(loaded_model, processes=[ProcessSpec("cpu", 0)])
+    assert engine.processes[0] is not shard and engine.wait_ready(timeout_s=READY_S)
 
 
 def test_a_shard_that_cannot_load_leaves_the_run_to_the_others(loaded_model, queue_files):
     # No GPU here: the shard's model would fall back to the CPU, and a shard refuses to.
-    engine = Engine(loaded_model, remote_shards=[ShardSpec("cuda", 0)])
+    engine = MultiGpuEngine(loaded_model, processes=[ProcessSpec("cuda", 0)])
     try:
         assert not engine.wait_ready(timeout_s=READY_S)
         events = list(engine.run([EngineJob(i, f) for i, f in enumerate(queue_files[:4])], OPTIONS,
                                  threading.Event()))
         assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2, 3]
-        assert set(engine.shard_of_job.values()) == {"local"}
+        assert set(engine.process_of_job.values()) == {"local"}
     finally:
-        stop_shards(loaded_model.whisper)
+        stop_engine_processes(host_of(loaded_model))
 
 
 def test_a_shard_with_cpu_stage_processes_stops_cleanly(loaded_model, queue_files):
     # A spawned process whose pools outlived it would never end (multiprocessing waits for them), and
     # the app's exit would wait with it.
-    engine = Engine(loaded_model, prepare_workers=2, prepare_in_processes=True, remote_shards=[ShardSpec("cpu", 0)])
+    engine = MultiGpuEngine(loaded_model, prepare_workers=2, prepare_in_processes=True, processes=[ProcessSpec("cpu", 0)])
     try:
         assert engine.wait_ready(timeout_s=READY_S)
         events = list(engine.run([EngineJob(i, f) for i, f in enumerate(queue_files)], OPTIONS, threading.Event()))
         assert len([e for e in events if isinstance(e, JobFinished)]) == len(queue_files)
-        shard = engine._remotes[0]
+        shard = engine.processes[0]
     finally:
-        stop_shards(loaded_model.whisper)
+        stop_engine_processes(host_of(loaded_model))
     assert shard.process.exitcode == 0  # it ended on its own, not killed by stop()
 
 
@@ -138,7 +139,7 @@ class LoadingShard:
     def __init__(self):
         from concurrent.futures import Future
 
-        self.spec = ShardSpec("cuda", 1)
+        self.spec = ProcessSpec("cuda", 1)
         self.ready = Future()
         self.is_ready = False
         self.sent = []
@@ -155,7 +156,7 @@ class LoadingShard:
 
 
 def test_a_shard_still_loading_does_not_hold_up_the_run(loaded_model, queue_files):
-    from desktop.engine.shards import run_sharded
+    from desktop.engine.multi_gpu import run_across
 
     engine = Engine(loaded_model)
     taken: dict[int, str] = {}
@@ -163,9 +164,9 @@ def test_a_shard_still_loading_does_not_hold_up_the_run(loaded_model, queue_file
     shard = LoadingShard()
 
     def local(shared_jobs, cancel):
-        return engine._run_here(shared_jobs, OPTIONS, cancel)
+        return engine.run(shared_jobs, OPTIONS, cancel)
 
-    events = list(run_sharded(local, [shard], jobs, OPTIONS, threading.Event(), [], taken))
+    events = list(run_across(local, [shard], jobs, OPTIONS, threading.Event(), [], taken))
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2]
     assert set(taken.values()) == {"local"} and not shard.sent
 
@@ -188,19 +189,19 @@ def test_a_short_queue_is_shared_between_the_shards(shard_engine, queue_files):
     events = list(shard_engine.run([EngineJob(i, f) for i, f in enumerate(queue_files[:4])], options,
                                    threading.Event()))
     assert sorted(e.job_id for e in events if isinstance(e, JobFinished)) == [0, 1, 2, 3]
-    takers = list(shard_engine.shard_of_job.values())
-    assert "local" in takers and ShardSpec("cpu", 0).name in takers
+    takers = list(shard_engine.process_of_job.values())
+    assert "local" in takers and ProcessSpec("cpu", 0).name in takers
 
 
 def test_every_remote_shard_takes_part(loaded_model, queue_files):
     """Three or more GPUs: each engine process beyond the first gets files, not only one of them."""
-    engine = Engine(loaded_model, remote_shards=[ShardSpec("cpu", 0), ShardSpec("cpu", 1)])
+    engine = MultiGpuEngine(loaded_model, processes=[ProcessSpec("cpu", 0), ProcessSpec("cpu", 1)])
     try:
         assert engine.wait_ready(timeout_s=READY_S)
         jobs = [EngineJob(i, f) for i, f in enumerate(queue_files * 2)]
         events = list(engine.run(jobs, OPTIONS, threading.Event()))
         assert sum(isinstance(e, JobFinished) for e in events) == len(jobs)
-        takers = set(engine.shard_of_job.values())
-        assert {ShardSpec("cpu", 0).name, ShardSpec("cpu", 1).name} <= takers, engine.shard_of_job
+        takers = set(engine.process_of_job.values())
+        assert {ProcessSpec("cpu", 0).name, ProcessSpec("cpu", 1).name} <= takers, engine.process_of_job
     finally:
-        stop_shards(loaded_model.whisper)
+        stop_engine_processes(host_of(loaded_model))
