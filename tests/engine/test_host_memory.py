@@ -23,7 +23,8 @@ import json, resource, sys
 import numpy as np
 from faster_whisper.transcribe import get_ctranslate2_storage
 from desktop.engine.audio import decode
-from desktop.engine.engine import Engine, padded_features
+from desktop.engine.decoding import padded_features
+from desktop.engine.engine import Engine
 from desktop.engine.loading import load_model
 
 model = load_model("base", device="cpu")
