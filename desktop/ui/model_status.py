@@ -11,7 +11,7 @@ import logging
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QToolButton
 
-from desktop.workers.model_worker import ModelStatus
+from desktop.workers.messages import ModelStatus
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from desktop.core.jobs import JobState
 from desktop.core.transcript import RerunMerge
 from desktop.ui.timefmt import format_time
 from desktop.ui.wording import count
-from desktop.workers.model_worker import RangeOutcome
+from desktop.workers.messages import RangeOutcome
 
 
 class RangeRerun:

@@ -181,11 +181,11 @@ def test_a_pool_whose_processes_cannot_start_is_not_ready():
 
 def _mark_then_sleep(marker: str) -> None:
     """A task that says it has started, then runs far longer than any test (in a pool's process)."""
-    import time
+    import threading
     from pathlib import Path
 
     Path(marker).touch()
-    time.sleep(600)
+    threading.Event().wait(600)  # the long file's CPU stage: nothing ever sets it
 
 
 def test_terminating_the_pools_stops_running_tasks_within_the_timeout(tmp_path):

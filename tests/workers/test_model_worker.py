@@ -430,7 +430,7 @@ def test_a_gpu_failure_mid_run_moves_to_the_cpu_and_resumes_the_jobs(qtbot, host
 
 
 def test_a_job_that_starts_again_before_a_flush_keeps_its_two_runs_apart():
-    from desktop.workers.model_worker import _Outbox
+    from desktop.workers.messages import Outbox as _Outbox
 
     outbox = _Outbox()
     outbox.put(JobStarted(1, 4.0, "en", 0.9))
