@@ -448,5 +448,8 @@ def terminate_worker_processes(timeout_s: float = 1.0) -> int:
     for process in processes:
         process.join(max(0.0, deadline_s - time.monotonic()))
         if process.is_alive():
+            # A process that handles SIGTERM itself (a handler inherited through fork) ends here, and is
+            # reaped, so nothing is left behind as a zombie either.
             process.kill()
+            process.join(0.5)
     return len(processes)

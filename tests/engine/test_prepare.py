@@ -195,6 +195,7 @@ def test_terminating_the_pools_stops_running_tasks_within_the_timeout(tmp_path):
     from concurrent.futures import wait
     from concurrent.futures.process import BrokenProcessPool
 
+    prepare.close_worker_processes()  # pools earlier tests left idle would be counted too
     pool = prepare.worker_processes({"feature_size": 80}, 2, threads=1)
     try:
         assert prepare.start_worker_processes(pool, 2).result(timeout=120) == 2
