@@ -327,17 +327,7 @@ class Store:
 
     def set_state(self, job_id: int, state: JobState, error: str | None = None) -> None:
         with self._transaction() as db:
-            if state == JobState.DONE:
-                db.execute(
-                    "UPDATE jobs SET state = ?, error = NULL, done_s = COALESCE(duration_s, done_s), "
-                    "updated_at = ? WHERE id = ?",
-                    (state.value, time.time(), job_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-                    (state.value, error, time.time(), job_id),
-                )
+            _update_state(db, job_id, state, error)
 
     def requeue(self, job_id: int) -> None:
         """Back to the queue from scratch (retry): no segments, no error, no progress."""
@@ -422,17 +412,7 @@ class Store:
         with self._transaction() as db:
             if rows:
                 self._insert_after(db, job_id, rows)
-            if state == JobState.DONE:
-                db.execute(
-                    "UPDATE jobs SET state = ?, error = NULL, done_s = COALESCE(duration_s, done_s), "
-                    "updated_at = ? WHERE id = ?",
-                    (state.value, time.time(), job_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-                    (state.value, error, time.time(), job_id),
-                )
+            _update_state(db, job_id, state, error)
 
     # -- segments ----------------------------------------------------------------------------------
     def append_segments(self, job_id: int, segments: Iterable[Segment], done_s: float | None = None) -> None:
@@ -484,6 +464,20 @@ class Store:
 
     def load_transcript(self, job_id: int) -> Transcript:
         return Transcript(self.info(job_id), self.segments(job_id))
+
+
+def _update_state(db: sqlite3.Connection, job_id: int, state: JobState, error: str | None) -> None:
+    if state == JobState.DONE:  # done covers the whole file: a resume point at its end
+        db.execute(
+            "UPDATE jobs SET state = ?, error = NULL, done_s = COALESCE(duration_s, done_s), updated_at = ? "
+            "WHERE id = ?",
+            (state.value, time.time(), job_id),
+        )
+    else:
+        db.execute(
+            "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+            (state.value, error, time.time(), job_id),
+        )
 
 
 def _open_reason(exc: sqlite3.DatabaseError) -> str:

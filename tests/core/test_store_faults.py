@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from desktop.core.jobs import JobState
 from desktop.core.paths import library_path
 from desktop.core.segment import Segment
 from desktop.core.store import LibraryInUse, Store, StoreError, StoreWriteError, hold_source, source_is_busy
+from tests.fulldisk import fill, small_tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,42 +101,13 @@ def test_a_damaged_library_is_kept_aside_and_a_new_one_started():
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MiB file system, unmounted afterwards (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-@pytest.fixture
-def full_disk_store(small_disk, monkeypatch):
+def full_disk_store(tmp_path, monkeypatch):
     """A library on a real 1 MiB file system, and a way to fill that file system up."""
-    tmpfs = small_disk
-    monkeypatch.setenv("VERBATIM_HOME", str(tmpfs / "home"))
-    store = Store(owner=True)
-    filler = tmpfs / "filler"
-
-    def fill() -> None:
-        # Shrink the WAL to nothing first, so the next write has to grow a file on a full disk.
-        raw = sqlite3.connect(store.path)
-        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        raw.close()
-        with open(filler, "wb", buffering=0) as out:
-            try:
-                while True:
-                    out.write(b"\0" * 4096)
-            except OSError:
-                pass
-
-    yield store, fill, filler
-    store.close()
+    with small_tmpfs(tmp_path / "small", "1m") as disk:
+        monkeypatch.setenv("VERBATIM_HOME", str(disk / "home"))
+        store = Store(owner=True)
+        yield store, lambda: fill(disk, store.path), disk / "filler"
+        store.close()
 
 
 def test_a_full_disk_refuses_the_write_whole_and_says_so(full_disk_store):
@@ -214,13 +185,7 @@ def test_resumable_lists_interrupted_jobs_at_their_saved_point_and_queued_ones_f
 
 
 def test_a_full_disk_at_open_is_a_message_not_a_traceback(tmpfs, monkeypatch):
-    filler = tmpfs / "filler"
-    with open(filler, "wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError:
-            pass
+    filler = fill(tmpfs)
     monkeypatch.setenv("VERBATIM_HOME", str(tmpfs / "home"))
     with pytest.raises(StoreError, match="disk is full|No space"):
         Store(owner=True)

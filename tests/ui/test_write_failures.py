@@ -5,10 +5,7 @@ of the audio is transcribed once."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +14,7 @@ from desktop.core.settings import Settings
 from desktop.core.store import Store
 from desktop.ui.main_window import MainWindow
 from desktop.workers.model_worker import ModelWorker
+from tests.fulldisk import fill, small_tmpfs
 
 # About a minute of continuous speech: a few chunks, committed one by one.
 SPEECH = " ".join(
@@ -30,32 +28,9 @@ pytestmark = pytest.mark.model
 @pytest.fixture
 def small_home(tmp_path, monkeypatch):
     """$VERBATIM_HOME on a real 2 MiB file system (root only), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    monkeypatch.setenv("VERBATIM_HOME", str(folder))
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def fill(folder: Path, library: Path) -> Path:
-    # Shrink the WAL first, so that the next write has to grow a file on the full disk.
-    raw = sqlite3.connect(library)
-    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw.close()
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
+    with small_tmpfs(tmp_path / "small", "2m") as folder:
+        monkeypatch.setenv("VERBATIM_HOME", str(folder))
+        yield folder
 
 
 def test_a_full_disk_mid_job_pauses_and_after_space_returns_all_audio_is_transcribed_once(
