@@ -214,8 +214,6 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
                         model=model.name,
                     )
                     transcript = Transcript(info, item.segments)
-                    if on_transcript is not None:
-                        on_transcript(item.path, transcript)
                     for fmt, target in item.outputs.items():
                         try:
                             write_atomic(target, export(transcript, fmt, export_options))
@@ -225,6 +223,8 @@ def run_transcribe(args: argparse.Namespace, on_transcript: Callable[[Path, Tran
                         except Exception as exc:  # noqa: BLE001 - an exporter bug fails one input only
                             item.error = f"cannot export {fmt}: {exc}"
                             break
+                    if on_transcript is not None:  # after the files: they come first
+                        on_transcript(item.path, transcript)
             if item.error and item.finished:
                 progress.clear()
                 print(f"{one_line(str(item.path))}: {one_line(item.error)}", file=sys.stderr)

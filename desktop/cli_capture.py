@@ -154,15 +154,22 @@ class _LibraryEntry:
         return cls(store, job.id, hold_fd)
 
     def save(self, _path: Path, transcript) -> None:
+        """Never raises: the transcript's files matter more than its copy in the library."""
+        import sqlite3
+
         from desktop.core.jobs import JobState
         from desktop.core.store import StoreError
 
         info = transcript.info
         try:
+            if not self.store.has_job(self.job_id):
+                print("verbatim: the recording was removed from the library meanwhile; its transcript is not "
+                      "saved there", file=sys.stderr)
+                return
             self.store.mark_started(self.job_id, info.duration_s, info.language, info.language_probability,
                                     info.model)
             self.store.finish_job(self.job_id, transcript.segments, JobState.DONE)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:
             print(f"verbatim: the transcript is not saved to the library: {exc}", file=sys.stderr)
 
     def remove(self) -> None:

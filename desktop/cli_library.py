@@ -109,14 +109,14 @@ def _export(store, job_id: int, formats: tuple[str, ...], out_dir: Path) -> int:
     if job.state in (JobState.QUEUED, JobState.RUNNING):
         print(f"verbatim: error: job {job_id} is {job.state.value}; export it once it is done", file=sys.stderr)
         return 1
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"verbatim: error: {out_dir} is not a folder", file=sys.stderr)
+        return 2
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"verbatim: error: cannot create the folder {out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if not out_dir.is_dir():
-        print(f"verbatim: error: {out_dir} is not a folder", file=sys.stderr)
-        return 2
     try:
         transcript = store.load_transcript(job_id)
     except ValueError as exc:

@@ -85,7 +85,10 @@ class JobEvents:
         self._write_failure = None
         self.notice.setProperty("write-error", False)
         self.notice.hide()
+        recording = self.recording.key if self.recording is not None else None
         for item in found:
+            if item.job.id == recording:
+                continue  # still being recorded: it is queued when the recording ends, as ever
             self.jobs.forget(item.job.id)
             self.queue_model.update(item.job.id, state=JobState.QUEUED, error=None, done_s=item.start_at_s)
             self.worker.enqueue(item.job.id, item.job.source, start_at_s=item.start_at_s)

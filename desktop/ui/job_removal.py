@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.core.jobs import JobState
+from desktop.core.store import StoreError
 from desktop.core.transcript import Transcript
 
 if TYPE_CHECKING:
@@ -71,6 +72,12 @@ class JobRemovals:
         if entry is None or row is None:
             return
         state = entry.job.state
+        try:
+            # The library first: when it refuses the write (a full disk), nothing else has changed yet.
+            window.store.remove_job(job_id)
+        except StoreError as exc:
+            window.show_error("Not removed", f"{Path(entry.job.source).name} was not removed: {exc}.")
+            return
         if state == JobState.RUNNING or job_id in window.worker.queued_ids():
             # The worker answers a cancel of a job it has with exactly one last event.
             self._stopping[job_id] = self._stopping.get(job_id, 0) + 1
@@ -78,8 +85,10 @@ class JobRemovals:
             window.worker.cancel_job(job_id)
         if state == JobState.RUNNING:
             # What it streamed so far is saved with its end, so undo brings back what the editor showed.
-            window.jobs.ended(job_id, JobState.CANCELLED)
-        window.store.remove_job(job_id)
+            try:
+                window.jobs.ended(job_id, JobState.CANCELLED)
+            except StoreError as exc:
+                window._halt_on_write_error(exc)
         name = Path(entry.job.source).name
         self._removed.append(RemovedJob(job_id, name, row, window._transcripts.pop(job_id, None)))
         window.queue_model.remove(job_id)

@@ -564,7 +564,8 @@ class MainWindow(QueueActions, JobEvents, RangeRerun, ExportActions, RecordingPa
         if event.spontaneous() and not self._may_quit():
             event.ignore()
             return
-        self.worker.flush()  # segments already decoded are saved before worker events are ignored
+        self.worker.flush()  # events already out of the engine are written before worker events are ignored
+        self._save_unsaved_edits()
         # From here on worker events are ignored: jobs the shutdown interrupts stay "running" in the library
         # and go back to the queue at the next start, instead of being marked cancelled by the user.
         self._closing = True
@@ -576,6 +577,17 @@ class MainWindow(QueueActions, JobEvents, RangeRerun, ExportActions, RecordingPa
         # Removed jobs can no longer be brought back (see job_removal).
         self._purge_removed()
         super().closeEvent(event)
+
+    def _save_unsaved_edits(self) -> None:
+        """Edits the library refused (a full disk) get one more try on the way out; still refused, they are
+        lost, and the log says so."""
+        for job_id in sorted(self._unsaved_edits):
+            try:
+                if self.store.has_job(job_id):
+                    self.jobs.edited(job_id, self.jobs.transcript(job_id))
+                self._unsaved_edits.discard(job_id)
+            except StoreError as exc:
+                log.error("job %d: an edit could not be saved before quitting: %s", job_id, exc)
 
     def _purge_removed(self) -> None:
         try:

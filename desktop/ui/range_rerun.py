@@ -1,12 +1,14 @@
 """Transcribing a flagged range again: the request from the editor, and the answer merged into the transcript
 (Transcript.merge_rerun decides and applies it) as one undoable edit, or the reason the old text stays.
 
-A mixin of MainWindow: it uses the window's worker, store, transcript_model, editor, queue_model, _transcripts,
-_reruns, _known, _show_edit_error, _update_job_header, _update_actions and status bar."""
+A mixin of MainWindow: it uses the window's worker, jobs, transcript_model, editor, queue_model, _transcripts,
+_reruns, _unsaved_edits, _known, _halt_on_write_error, _show_edit_error, _update_job_header, _update_actions
+and status bar."""
 
 from __future__ import annotations
 
 from desktop.core.jobs import JobState
+from desktop.core.store import StoreError
 from desktop.core.transcript import RerunMerge
 from desktop.ui.timefmt import format_time
 from desktop.ui.wording import count
@@ -51,7 +53,12 @@ class RangeRerun:
         if not merge.changed:
             self.statusBar().showMessage("The re-run found nothing to change.", 8000)
             return
-        self.store.save_transcript(request.job_id, transcript)
+        try:
+            self.jobs.edited(request.job_id, transcript)
+        except StoreError as exc:
+            # Kept in the editor and saved on resume, like any edit the library refused.
+            self._unsaved_edits.add(request.job_id)
+            self._halt_on_write_error(exc)
         self._update_actions()
         if request.job_id == self.current_job_id():
             self._update_job_header()

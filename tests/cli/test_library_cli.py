@@ -98,7 +98,7 @@ def test_usage_errors_exit_2(library, tmp_path, capsys):
     assert "unknown format" in capsys.readouterr().err
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    assert run_cli(["library", "export", str(library["done"]), "-o", str(a_file)]) != 0
+    assert run_cli(["library", "export", str(library["done"]), "-o", str(a_file)]) == 2
 
 
 def test_the_installed_command_line_lists_while_the_library_is_open(library):
@@ -138,3 +138,25 @@ def test_one_damaged_transcript_does_not_break_listing_or_exporting_the_others(l
     out = tmp_path / "new" / "folder"
     assert run_cli(["library", "export", str(library["done"]), "-f", "txt", "-o", str(out)]) == 0
     assert (out / "keynote.txt").read_text(encoding="utf-8").startswith("Hello everyone.")
+
+
+def test_a_recordings_transcript_for_a_job_removed_meanwhile_is_not_an_error(tmp_path, capsys):
+    from desktop.cli_capture import _LibraryEntry
+    from desktop.core.segment import TranscriptInfo
+    from desktop.core.transcript import Transcript
+
+    flac = tmp_path / "rec.flac"
+    flac.write_bytes(b"fLaC")
+    entry = _LibraryEntry.open(flac)
+    assert entry is not None
+    try:
+        # The window removed the job (and purged it on closing) while `verbatim record` was transcribing.
+        with Store(owner=True) as window:
+            window.remove_job(entry.job_id)
+            window.purge_removed()
+        transcript = Transcript(TranscriptInfo(source=str(flac), language="en", duration_s=2.0),
+                                [Segment(0.0, 1.0, " Hello.")])
+        entry.save(flac, transcript)  # a message, not a FOREIGN KEY traceback
+    finally:
+        entry.close()
+    assert "removed from the library" in capsys.readouterr().err
