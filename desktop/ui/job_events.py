@@ -55,6 +55,7 @@ class JobEvents:
         if first:
             log.error("the library refused a write: %s", exc)
             stopped = set(self.worker.hold()) | set(self.jobs.halted())
+            self._stopped_by_hold = set(stopped)
             stopped |= {job.id for job in self.queue_model.jobs() if job.state == JobState.RUNNING}
             for job_id in stopped:
                 self.queue_model.update(job_id, state=JobState.QUEUED, error=None)
@@ -86,9 +87,12 @@ class JobEvents:
         self.notice.setProperty("write-error", False)
         self.notice.hide()
         recording = self.recording.key if self.recording is not None else None
+        for job_id in sorted(self._cancelled_while_paused):
+            self._store_write(job_id, lambda job_id=job_id: self.jobs.ended(job_id, JobState.CANCELLED))
+        cancelled, self._cancelled_while_paused = self._cancelled_while_paused, set()
         for item in found:
-            if item.job.id == recording:
-                continue  # still being recorded: it is queued when the recording ends, as ever
+            if item.job.id == recording or item.job.id in cancelled:
+                continue  # still being recorded (queued when it ends, as ever), or cancelled while paused
             self.jobs.forget(item.job.id)
             self.queue_model.update(item.job.id, state=JobState.QUEUED, error=None, done_s=item.start_at_s)
             self.worker.enqueue(item.job.id, item.job.source, start_at_s=item.start_at_s)
@@ -145,7 +149,14 @@ class JobEvents:
             log.info("job %d: committed up to %.2f of %.2f s", job_id, done_s, total_s)
 
     def _end_job(self, job_id: int, state: JobState, error: str | None = None) -> None:
-        if self.removals.job_ended(job_id) or not self._known(job_id) or self._write_failure is not None:
+        if self.removals.job_ended(job_id) or not self._known(job_id):
+            return
+        if self._write_failure is not None:
+            if state == JobState.CANCELLED and job_id not in self._stopped_by_hold:
+                # The user cancelled it while paused: Resume must not queue it again.
+                self._cancelled_while_paused.add(job_id)
+                self.queue_model.update(job_id, state=state, error=None)
+                self._update_actions()
             return
         if not self._store_write(job_id, lambda: self.jobs.ended(job_id, state, error)):
             return

@@ -86,6 +86,8 @@ class MainWindow(QueueActions, JobEvents, RangeRerun, ExportActions, RecordingPa
         # Set while the library refuses writes (a full disk): the worker is held until the user resumes.
         self._write_failure: StoreError | None = None
         self._unsaved_edits: set[int] = set()
+        self._stopped_by_hold: set[int] = set()  # jobs the pause stopped (their cancellations are the pause's)
+        self._cancelled_while_paused: set[int] = set()
         self._notices: dict[int, tuple[str, ...]] = {}  # JobFinished.notices, by job id, while the window is open
         self._model_name = settings.model
         self._closing = False

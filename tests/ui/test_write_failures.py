@@ -110,3 +110,25 @@ def test_a_damaged_transcript_shows_its_reason_and_never_another_jobs_text(qtbot
     finally:
         window.close()
         store.close()
+
+
+def test_a_job_cancelled_while_paused_stays_cancelled_after_resume(qtbot, make_speech):
+    from desktop.core.store import StoreWriteError
+
+    clip = make_speech("Cancelled while the disk was full.", name="cancel-paused.wav")
+    store = Store(owner=True)
+    worker = ModelWorker(Settings())  # never started: the job waits in its queue
+    window = MainWindow(store, worker, Settings())
+    qtbot.addWidget(window)
+    try:
+        [job] = window.add_paths([clip])
+        window._halt_on_write_error(StoreWriteError("the disk is full", disk_full=True))
+        window.select_job(job.id)
+        window.cancel_selected()
+        qtbot.waitUntil(lambda: window.queue_model.entry(job.id).job.state == JobState.CANCELLED, timeout=5000)
+        assert window.resume_after_write_error()
+        assert store.job(job.id).state == JobState.CANCELLED
+        assert job.id not in worker.queued_ids()
+    finally:
+        window.close()
+        store.close()
