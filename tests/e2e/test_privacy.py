@@ -27,8 +27,10 @@ pytestmark = pytest.mark.model
 REPO = Path(__file__).resolve().parents[2]
 
 # Switches that would turn telemetry off from outside: the app must do it itself, so the runs start without.
+# "CI" too: ONNX Runtime sends no telemetry when it is set (as it is in CI), which would hide what a user's
+# machine does.
 TELEMETRY_SWITCHES = ("ORT_DISABLE_TELEMETRY", "HF_HUB_DISABLE_TELEMETRY", "HF_XET_TELEMETRY_ENABLED",
-                      "DISABLE_TELEMETRY", "DO_NOT_TRACK")
+                      "DISABLE_TELEMETRY", "DO_NOT_TRACK", "CI")
 # The sound server's client cookie: libpulse creates it on any program's first connection, and the server
 # may ask for it. It belongs to the desktop's sound system, not to Verbatim, and says nothing about the user.
 SOUND_SERVER_FILES = ("config/pulse/cookie",)
